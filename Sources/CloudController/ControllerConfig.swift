@@ -1,0 +1,81 @@
+import Foundation
+import PlatformModels
+
+/// The Cloud Controller's configuration: section `controller` (and `postgres` for the embedded
+/// database) of `config/cf-like.yaml`; every key documented there.
+public struct ControllerConfig: Sendable {
+    public var listenHost: String
+    public var listenPort: Int
+    /// Base URL clients use to reach this API (links are absolute and start with it).
+    public var externalURL: String
+    /// libpq conninfo of the platform database.
+    public var databaseConninfo: String
+    public var databasePoolSize: Int
+    public var tokenSigningKey: String
+    public var internalCredential: String
+    public var accessTokenTTL: Int
+    public var refreshTokenTTL: Int
+    public var passwordKDFRounds: Int
+    public var defaultDomain: String
+    public var defaultStack: String
+    public var defaultStackDescription: String
+    public var maxRequestBodyBytes: Int
+    public var defaultMemoryMB: Int
+    public var defaultDiskMB: Int
+    public var maxMemoryMB: Int
+    public var maxDiskMB: Int
+    public var maxInstances: Int
+    public var maxEnvironmentBytes: Int
+
+    /// Reads the keys; errors name the key at fault.
+    public init(document: ConfigDocument) throws {
+        let listen = try document.hostPort("controller.listen", default: "127.0.0.1:9022")
+        listenHost = listen.host
+        listenPort = listen.port
+        var external = document.string("controller.external_url", default: "http://\(listen.host):\(listen.port)")
+        while external.hasSuffix("/") { external.removeLast() }
+        externalURL = external
+        let url = document.string("controller.database_url", default: "")
+        if url.isEmpty {
+            databaseConninfo = Self.embeddedConninfo(
+                socketDir: document.path("postgres.socket_dir", default: "var/postgres/run"),
+                port: try document.int("postgres.port", default: 54320, range: 1...65535),
+                database: document.string("postgres.database", default: "cflike"),
+                user: document.string("postgres.user", default: "cflike"),
+                passfile: document.path("postgres.passfile", default: "var/secrets/pgpass"))
+        } else {
+            databaseConninfo = url
+        }
+        databasePoolSize = try document.int("controller.database_pool_size", default: 8, range: 1...256)
+        tokenSigningKey = try document.secret(fileKey: "controller.token_signing_key_file", default: "var/secrets/token-signing-key")
+        guard tokenSigningKey.utf8.count >= 32 else {
+            throw ConfigError("controller.token_signing_key_file: the key must be at least 32 characters")
+        }
+        internalCredential = try document.secret(fileKey: "controller.internal_credential_file", default: "var/secrets/internal-credential")
+        guard internalCredential.utf8.count >= 16 else {
+            throw ConfigError("controller.internal_credential_file: the credential must be at least 16 characters")
+        }
+        accessTokenTTL = try document.int("controller.access_token_ttl_seconds", default: 1200, range: 60...86400)
+        refreshTokenTTL = try document.int("controller.refresh_token_ttl_seconds", default: 2_592_000, range: 600...31_536_000)
+        passwordKDFRounds = try document.int("controller.password_kdf_rounds", default: 600_000, range: PasswordHasher.minimumRounds...10_000_000)
+        defaultDomain = document.string("controller.default_domain", default: "apps.localhost").lowercased()
+        defaultStack = document.string("controller.default_stack", default: "cflike-host")
+        defaultStackDescription = document.string(
+            "controller.default_stack_description", default: "The host's own userland (/usr) mounted read-only")
+        maxRequestBodyBytes = try document.int("controller.max_request_body_bytes", default: 1_048_576, range: 1024...(64 << 20))
+        defaultMemoryMB = try document.int("controller.default_memory_mb", default: 256, range: 16...65536)
+        defaultDiskMB = try document.int("controller.default_disk_mb", default: 1024, range: 16...1_048_576)
+        maxMemoryMB = try document.int("controller.max_memory_mb", default: 8192, range: 16...1_048_576)
+        maxDiskMB = try document.int("controller.max_disk_mb", default: 8192, range: 16...1_048_576)
+        maxInstances = try document.int("controller.max_instances", default: 100, range: 1...10000)
+        maxEnvironmentBytes = try document.int("controller.max_environment_bytes", default: 131_072, range: 1024...(16 << 20))
+    }
+
+    /// key=value conninfo for the private cluster; values quoted so paths with spaces work.
+    static func embeddedConninfo(socketDir: String, port: Int, database: String, user: String, passfile: String) -> String {
+        func q(_ s: String) -> String {
+            "'" + s.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "'", with: "\\'") + "'"
+        }
+        return "host=\(q(socketDir)) port=\(port) dbname=\(q(database)) user=\(q(user)) passfile=\(q(passfile))"
+    }
+}

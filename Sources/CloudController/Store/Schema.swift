@@ -1,0 +1,214 @@
+import PostgresStore
+
+/// The platform's schema, forward-only. Never edit a released migration: add a new one.
+enum Schema {
+    static let migrations: [Migration] = [
+        Migration(version: 1, name: "core", sql: core),
+    ]
+
+    private static let core = """
+    CREATE TABLE users (
+        id bigserial UNIQUE,
+        guid uuid PRIMARY KEY,
+        username text NOT NULL,
+        origin text NOT NULL DEFAULT 'uaa',
+        password_hash text NOT NULL,
+        admin boolean NOT NULL DEFAULT false,
+        -- access tokens issued before this instant are refused (password change, revocation)
+        tokens_valid_after timestamptz NOT NULL DEFAULT 'epoch',
+        labels jsonb NOT NULL DEFAULT '{}',
+        annotations jsonb NOT NULL DEFAULT '{}',
+        created_at timestamptz NOT NULL DEFAULT now(),
+        updated_at timestamptz NOT NULL DEFAULT now(),
+        CONSTRAINT users_username_unique UNIQUE (origin, username)
+    );
+
+    CREATE TABLE refresh_tokens (
+        jti text PRIMARY KEY,
+        token_hash text NOT NULL UNIQUE,
+        user_guid uuid NOT NULL REFERENCES users(guid) ON DELETE CASCADE,
+        created_at timestamptz NOT NULL DEFAULT now(),
+        expires_at timestamptz NOT NULL,
+        revoked_at timestamptz
+    );
+    CREATE INDEX refresh_tokens_user ON refresh_tokens(user_guid);
+
+    CREATE TABLE organizations (
+        id bigserial UNIQUE,
+        guid uuid PRIMARY KEY,
+        name text NOT NULL CONSTRAINT organizations_name_unique UNIQUE,
+        suspended boolean NOT NULL DEFAULT false,
+        labels jsonb NOT NULL DEFAULT '{}',
+        annotations jsonb NOT NULL DEFAULT '{}',
+        created_at timestamptz NOT NULL DEFAULT now(),
+        updated_at timestamptz NOT NULL DEFAULT now()
+    );
+
+    CREATE TABLE spaces (
+        id bigserial UNIQUE,
+        guid uuid PRIMARY KEY,
+        name text NOT NULL,
+        organization_guid uuid NOT NULL REFERENCES organizations(guid) ON DELETE CASCADE,
+        labels jsonb NOT NULL DEFAULT '{}',
+        annotations jsonb NOT NULL DEFAULT '{}',
+        created_at timestamptz NOT NULL DEFAULT now(),
+        updated_at timestamptz NOT NULL DEFAULT now(),
+        CONSTRAINT spaces_name_unique UNIQUE (organization_guid, name)
+    );
+
+    CREATE TABLE roles (
+        id bigserial UNIQUE,
+        guid uuid PRIMARY KEY,
+        type text NOT NULL CHECK (type IN ('organization_manager', 'organization_user', 'organization_auditor',
+                                           'organization_billing_manager',
+                                           'space_developer', 'space_manager', 'space_auditor', 'space_supporter')),
+        user_guid uuid NOT NULL REFERENCES users(guid) ON DELETE CASCADE,
+        organization_guid uuid REFERENCES organizations(guid) ON DELETE CASCADE,
+        space_guid uuid REFERENCES spaces(guid) ON DELETE CASCADE,
+        created_at timestamptz NOT NULL DEFAULT now(),
+        updated_at timestamptz NOT NULL DEFAULT now(),
+        CHECK ((organization_guid IS NULL) <> (space_guid IS NULL))
+    );
+    CREATE UNIQUE INDEX roles_org_unique ON roles(type, user_guid, organization_guid) WHERE organization_guid IS NOT NULL;
+    CREATE UNIQUE INDEX roles_space_unique ON roles(type, user_guid, space_guid) WHERE space_guid IS NOT NULL;
+    CREATE INDEX roles_user ON roles(user_guid);
+
+    CREATE TABLE stacks (
+        id bigserial UNIQUE,
+        guid uuid PRIMARY KEY,
+        name text NOT NULL CONSTRAINT stacks_name_unique UNIQUE,
+        description text,
+        is_default boolean NOT NULL DEFAULT false,
+        labels jsonb NOT NULL DEFAULT '{}',
+        annotations jsonb NOT NULL DEFAULT '{}',
+        created_at timestamptz NOT NULL DEFAULT now(),
+        updated_at timestamptz NOT NULL DEFAULT now()
+    );
+
+    CREATE TABLE apps (
+        id bigserial UNIQUE,
+        guid uuid PRIMARY KEY,
+        name text NOT NULL,
+        space_guid uuid NOT NULL REFERENCES spaces(guid) ON DELETE CASCADE,
+        state text NOT NULL DEFAULT 'STOPPED' CHECK (state IN ('STARTED', 'STOPPED')),
+        lifecycle_type text NOT NULL DEFAULT 'buildpack',
+        buildpacks text[] NOT NULL DEFAULT '{}',
+        stack text,
+        environment_variables jsonb NOT NULL DEFAULT '{}',
+        droplet_guid uuid,
+        labels jsonb NOT NULL DEFAULT '{}',
+        annotations jsonb NOT NULL DEFAULT '{}',
+        created_at timestamptz NOT NULL DEFAULT now(),
+        updated_at timestamptz NOT NULL DEFAULT now(),
+        CONSTRAINT apps_name_unique UNIQUE (space_guid, name)
+    );
+
+    CREATE TABLE processes (
+        id bigserial UNIQUE,
+        guid uuid PRIMARY KEY,
+        app_guid uuid NOT NULL REFERENCES apps(guid) ON DELETE CASCADE,
+        type text NOT NULL,
+        command text,
+        instances integer NOT NULL DEFAULT 1 CHECK (instances >= 0),
+        memory_in_mb integer NOT NULL CHECK (memory_in_mb > 0),
+        disk_in_mb integer NOT NULL CHECK (disk_in_mb > 0),
+        health_check_type text NOT NULL DEFAULT 'port' CHECK (health_check_type IN ('port', 'http', 'process')),
+        health_check_endpoint text,
+        health_check_timeout integer,
+        health_check_invocation_timeout integer,
+        version uuid NOT NULL,
+        labels jsonb NOT NULL DEFAULT '{}',
+        annotations jsonb NOT NULL DEFAULT '{}',
+        created_at timestamptz NOT NULL DEFAULT now(),
+        updated_at timestamptz NOT NULL DEFAULT now(),
+        CONSTRAINT processes_type_unique UNIQUE (app_guid, type)
+    );
+
+    CREATE TABLE domains (
+        id bigserial UNIQUE,
+        guid uuid PRIMARY KEY,
+        name text NOT NULL CONSTRAINT domains_name_unique UNIQUE,
+        internal boolean NOT NULL DEFAULT false,
+        organization_guid uuid REFERENCES organizations(guid) ON DELETE CASCADE,
+        labels jsonb NOT NULL DEFAULT '{}',
+        annotations jsonb NOT NULL DEFAULT '{}',
+        created_at timestamptz NOT NULL DEFAULT now(),
+        updated_at timestamptz NOT NULL DEFAULT now()
+    );
+
+    -- One space owns a host of a domain (any path under it): claiming another tenant's host
+    -- fails on this primary key, whatever the application code does.
+    CREATE TABLE route_hosts (
+        domain_guid uuid NOT NULL REFERENCES domains(guid) ON DELETE CASCADE,
+        host text NOT NULL,
+        space_guid uuid NOT NULL REFERENCES spaces(guid) ON DELETE CASCADE,
+        PRIMARY KEY (domain_guid, host)
+    );
+
+    CREATE TABLE routes (
+        id bigserial UNIQUE,
+        guid uuid PRIMARY KEY,
+        host text NOT NULL,
+        path text NOT NULL DEFAULT '',
+        domain_guid uuid NOT NULL REFERENCES domains(guid) ON DELETE CASCADE,
+        space_guid uuid NOT NULL REFERENCES spaces(guid) ON DELETE CASCADE,
+        labels jsonb NOT NULL DEFAULT '{}',
+        annotations jsonb NOT NULL DEFAULT '{}',
+        created_at timestamptz NOT NULL DEFAULT now(),
+        updated_at timestamptz NOT NULL DEFAULT now(),
+        CONSTRAINT routes_host_unique UNIQUE (domain_guid, host, path),
+        CONSTRAINT routes_host_owner FOREIGN KEY (domain_guid, host) REFERENCES route_hosts(domain_guid, host)
+    );
+
+    CREATE TABLE route_destinations (
+        id bigserial UNIQUE,
+        guid uuid PRIMARY KEY,
+        route_guid uuid NOT NULL REFERENCES routes(guid) ON DELETE CASCADE,
+        app_guid uuid NOT NULL REFERENCES apps(guid) ON DELETE CASCADE,
+        process_type text NOT NULL DEFAULT 'web',
+        port integer NOT NULL DEFAULT 8080,
+        created_at timestamptz NOT NULL DEFAULT now(),
+        CONSTRAINT route_destinations_unique UNIQUE (route_guid, app_guid, process_type, port)
+    );
+
+    CREATE TABLE audit_events (
+        id bigserial UNIQUE,
+        guid uuid PRIMARY KEY,
+        type text NOT NULL,
+        actor_guid text NOT NULL,
+        actor_type text NOT NULL,
+        actor_name text NOT NULL,
+        target_guid text NOT NULL,
+        target_type text NOT NULL,
+        target_name text NOT NULL,
+        space_guid uuid,
+        organization_guid uuid,
+        data jsonb NOT NULL DEFAULT '{}',
+        created_at timestamptz NOT NULL DEFAULT now()
+    );
+    CREATE INDEX audit_events_target ON audit_events(target_guid);
+    CREATE INDEX audit_events_space ON audit_events(space_guid);
+
+    CREATE TABLE jobs (
+        id bigserial UNIQUE,
+        guid uuid PRIMARY KEY,
+        operation text NOT NULL,
+        state text NOT NULL,
+        user_guid uuid,
+        errors jsonb NOT NULL DEFAULT '[]',
+        created_at timestamptz NOT NULL DEFAULT now(),
+        updated_at timestamptz NOT NULL DEFAULT now()
+    );
+
+    -- Bumped on every change the route table depends on; routers long-poll on it.
+    CREATE TABLE platform_versions (
+        name text PRIMARY KEY,
+        version bigint NOT NULL
+    );
+    INSERT INTO platform_versions(name, version) VALUES ('routes', 1);
+
+    CREATE INDEX apps_space ON apps(space_guid);
+    CREATE INDEX spaces_org ON spaces(organization_guid);
+    CREATE INDEX routes_space ON routes(space_guid);
+    """
+}

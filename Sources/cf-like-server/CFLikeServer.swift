@@ -1,0 +1,141 @@
+import ArgumentParser
+import CloudController
+import Foundation
+import Logging
+import NIOPosix
+import PlatformModels
+import PostgresStore
+import ServiceLifecycle
+
+/// `cf-like-server`: one binary, one subcommand per component.
+@main
+struct CFLikeServer: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "cf-like-server",
+        abstract: "Runs cf-like platform components.",
+        discussion: """
+            Each component runs as its own process under a supervisor (see ops/up), or all of them in one
+            process with `all` for tests and the smallest installs.
+
+            Example:
+              cf-like-server controller --config config/cf-like.yaml
+            """,
+        version: PlatformVersion.current,
+        subcommands: [Controller.self, All.self, Migrate.self, BootstrapAdmin.self])
+}
+
+/// Options every subcommand shares.
+struct CommonOptions: ParsableArguments {
+    @Option(help: "Configuration file (default: $CFLIKE_CONFIG or config/cf-like.yaml).")
+    var config: String?
+
+    @Option(help: "Write the process id to this file while running.")
+    var pidFile: String?
+
+    func document() throws -> ConfigDocument {
+        let env = ProcessInfo.processInfo.environment
+        let path = config ?? env["CFLIKE_CONFIG"] ?? "config/cf-like.yaml"
+        guard FileManager.default.fileExists(atPath: path) else {
+            throw ValidationError("configuration file \(path) not found (use --config or CFLIKE_CONFIG)")
+        }
+        return try ConfigDocument(path: path)
+    }
+
+    func logger(_ label: String, document: ConfigDocument) -> Logger {
+        LoggingSetup.bootstrap(level: document.string("platform.log_level", default: "info"))
+        return Logger(label: label)
+    }
+}
+
+/// Process-wide logging set-up, done once.
+enum LoggingSetup {
+    nonisolated(unsafe) private static var done = false
+
+    static func bootstrap(level: String) {
+        guard !done else { return }
+        done = true
+        let parsed = Logger.Level(rawValue: ProcessInfo.processInfo.environment["LOG_LEVEL"] ?? level) ?? .info
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = parsed
+            return handler
+        }
+    }
+}
+
+/// Runs the Cloud Controller until SIGTERM/SIGINT.
+struct Controller: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run the Cloud Controller (API on controller.listen).",
+        discussion: "Example:\n  cf-like-server controller --config config/cf-like.yaml --pid-file var/run/controller.pid")
+    @OptionGroup var options: CommonOptions
+
+    func run() async throws {
+        let document = try options.document()
+        let logger = options.logger("cf-like.controller", document: document)
+        try await ComponentRunner.run(components: ["controller"], document: document, pidFile: options.pidFile, logger: logger)
+    }
+}
+
+/// Runs every component in one process.
+struct All: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run every component in one process (tests, smallest installs).",
+        discussion: "Example:\n  cf-like-server all --config config/cf-like.yaml")
+    @OptionGroup var options: CommonOptions
+
+    func run() async throws {
+        let document = try options.document()
+        let logger = options.logger("cf-like", document: document)
+        try await ComponentRunner.run(components: ComponentRunner.allComponents, document: document, pidFile: options.pidFile, logger: logger)
+    }
+}
+
+/// Applies database migrations and exits.
+struct Migrate: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Apply pending database migrations and exit.",
+        discussion: "Example:\n  cf-like-server migrate --config config/cf-like.yaml")
+    @OptionGroup var options: CommonOptions
+
+    func run() async throws {
+        let document = try options.document()
+        let logger = options.logger("cf-like.migrate", document: document)
+        let config = try ControllerConfig(document: document)
+        try await ComponentRunner.withPool(config: config, logger: logger) { pool, _ in
+            let applied = try await CloudController.prepareDatabase(pool: pool, config: config, logger: logger)
+            print(applied.isEmpty ? "database schema is up to date" : "applied migrations: \(applied.map(String.init).joined(separator: ", "))")
+        }
+    }
+}
+
+/// Creates the platform admin from a password file when no such user exists.
+struct BootstrapAdmin: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bootstrap-admin",
+        abstract: "Create the platform admin user if it does not exist yet.",
+        discussion: "Example:\n  cf-like-server bootstrap-admin --password-file var/admin-password")
+    @OptionGroup var options: CommonOptions
+
+    @Option(help: "File holding the admin password (one line).")
+    var passwordFile: String
+
+    @Option(help: "Username of the admin.")
+    var username = "admin"
+
+    func run() async throws {
+        let document = try options.document()
+        let logger = options.logger("cf-like.bootstrap", document: document)
+        guard let data = FileManager.default.contents(atPath: passwordFile),
+              let password = String(data: data, encoding: .utf8)?.trimmingCharacters(in: .whitespacesAndNewlines), !password.isEmpty
+        else { throw ValidationError("cannot read a password from \(passwordFile)") }
+        let config = try ControllerConfig(document: document)
+        let username = self.username
+        try await ComponentRunner.withPool(config: config, logger: logger) { pool, threadPool in
+            try await CloudController.prepareDatabase(pool: pool, config: config, logger: logger)
+            let created = try await CloudController.bootstrapAdmin(
+                pool: pool, config: config, threadPool: threadPool, username: username, password: password)
+            print(created ? "created admin user '\(username)'" : "admin user '\(username)' already exists; nothing changed")
+        }
+    }
+}

@@ -1,0 +1,67 @@
+import CloudController
+import Foundation
+import Hummingbird
+import Logging
+import NIOPosix
+import PlatformModels
+import PostgresStore
+import ServiceLifecycle
+
+/// Wires components into one ServiceGroup with graceful shutdown on SIGTERM/SIGINT.
+enum ComponentRunner {
+    /// Every component `all` runs, in start order.
+    static let allComponents = ["controller"]
+
+    static func run(components: [String], document: ConfigDocument, pidFile: String?, logger: Logger) async throws {
+        if let pidFile {
+            try "\(getpid())\n".write(toFile: pidFile, atomically: true, encoding: .utf8)
+        }
+        defer { if let pidFile { try? FileManager.default.removeItem(atPath: pidFile) } }
+        var services: [any Service] = []
+        var pools: [PostgresPool] = []
+        let threadPool = NIOThreadPool(numberOfThreads: 8)
+        threadPool.start()
+        for component in components {
+            switch component {
+            case "controller":
+                let config = try ControllerConfig(document: document)
+                let pool = PostgresPool(
+                    configuration: PostgresConfiguration(conninfo: config.databaseConninfo, poolSize: config.databasePoolSize),
+                    threadPool: threadPool, logger: logger)
+                pools.append(pool)
+                services.append(CloudController.makeApplication(config: config, pool: pool, threadPool: threadPool, logger: logger))
+                logger.info("controller configured", metadata: ["listen": .string("\(config.listenHost):\(config.listenPort)")])
+            default:
+                throw ConfigError("unknown component '\(component)'")
+            }
+        }
+        let group = ServiceGroup(services: services, gracefulShutdownSignals: [.sigterm, .sigint], cancellationSignals: [], logger: logger)
+        do {
+            try await group.run()
+        } catch {
+            for pool in pools { await pool.shutdown() }
+            try? await threadPool.shutdownGracefully()
+            throw error
+        }
+        for pool in pools { await pool.shutdown() }
+        try? await threadPool.shutdownGracefully()
+    }
+
+    /// A pool for one-shot commands.
+    static func withPool(config: ControllerConfig, logger: Logger,
+                         _ body: (PostgresPool, NIOThreadPool) async throws -> Void) async throws {
+        let threadPool = NIOThreadPool(numberOfThreads: 2)
+        threadPool.start()
+        let pool = PostgresPool(configuration: PostgresConfiguration(conninfo: config.databaseConninfo, poolSize: 2),
+                                threadPool: threadPool, logger: logger)
+        do {
+            try await body(pool, threadPool)
+        } catch {
+            await pool.shutdown()
+            try? await threadPool.shutdownGracefully()
+            throw error
+        }
+        await pool.shutdown()
+        try? await threadPool.shutdownGracefully()
+    }
+}
