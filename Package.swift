@@ -11,6 +11,8 @@ let package = Package(
     name: "cf-like",
     platforms: [.macOS(.v15)],
     products: [
+        .executable(name: "cf-like", targets: ["cf-like"]),
+        .executable(name: "cf-like-admin", targets: ["cf-like-admin"]),
         .executable(name: "cf-like-server", targets: ["cf-like-server"]),
     ],
     dependencies: [
@@ -21,6 +23,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
+        .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
     ],
@@ -42,11 +45,55 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
 
+        .target(
+            name: "GitFetch",
+            dependencies: [
+                "CLibGit2",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "Archives",
+            dependencies: [
+                "CLibArchive",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "Containers",
+            dependencies: [
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+
         // MARK: Shared
         .target(
             name: "PlatformModels",
             dependencies: [
                 .product(name: "Yams", package: "Yams"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+
+        .target(
+            name: "PlatformClient",
+            dependencies: [
+                "PlatformModels",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOFoundationCompat", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "CLIKit",
+            dependencies: [
+                "PlatformClient",
+                "PlatformModels",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -69,6 +116,22 @@ let package = Package(
         ),
 
         // MARK: Executables (wiring only)
+        .executableTarget(
+            name: "cf-like",
+            dependencies: [
+                "CLIKit",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "cf-like-admin",
+            dependencies: [
+                "CLIKit",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         .executableTarget(
             name: "cf-like-server",
             dependencies: [
@@ -97,6 +160,26 @@ let package = Package(
         .testTarget(
             name: "PostgresStoreTests",
             dependencies: ["PostgresStore", "TestSupport"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "GitFetchTests",
+            dependencies: ["GitFetch"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "ArchivesTests",
+            dependencies: ["Archives"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "ContainersTests",
+            dependencies: ["Containers"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "CLIKitTests",
+            dependencies: ["CLIKit", "PlatformClient", "PlatformModels"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

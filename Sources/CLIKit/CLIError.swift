@@ -1,0 +1,47 @@
+import ArgumentParser
+import Foundation
+
+/// CLI failures, each with its own exit code: usage errors 64, API errors 1, failed operations 2.
+public enum CLIError: Error, CustomStringConvertible {
+    case usage(String)
+    case api(String, hint: String?)
+    case operation(String)
+
+    public var description: String {
+        switch self {
+        case .usage(let m), .operation(let m): return m
+        case .api(let m, let hint): return hint.map { "\(m)\nhint: \($0)" } ?? m
+        }
+    }
+
+    public var exitCode: Int32 {
+        switch self {
+        case .usage: return 64
+        case .api: return 1
+        case .operation: return 2
+        }
+    }
+}
+
+/// Runs a command body, printing `error: ...` on one line and exiting with the error's code.
+public func reportingErrors(_ body: () async throws -> Void) async throws {
+    do {
+        try await body()
+    } catch let error as CLIError {
+        FileHandle.standardError.write(Data("error: \(error.description)\n".utf8))
+        throw ExitCode(error.exitCode)
+    } catch let error as PlatformClientFailure {
+        var hint: String?
+        if error.status == 401 { hint = "log in again with `cf-like login`" }
+        if error.status == 404 { hint = "check the name and your target (`cf-like target`)" }
+        FileHandle.standardError.write(Data("error: \(error.description)\(hint.map { "\nhint: \($0)" } ?? "")\n".utf8))
+        throw ExitCode(1)
+    } catch let error as ExitCode {
+        throw error
+    } catch let error as ValidationError {
+        throw error
+    } catch {
+        FileHandle.standardError.write(Data("error: \(error)\n".utf8))
+        throw ExitCode(2)
+    }
+}

@@ -1,0 +1,14 @@
+import ArgumentParser
+import CLIKit
+
+/// `cf-like-admin`: the operator CLI (log in as an admin with `cf-like login` first).
+@main
+struct CFLikeAdmin: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "cf-like-admin",
+        abstract: "Operate a cf-like platform: users, orgs, spaces, roles.",
+        discussion: "Example:\n  cf-like-admin create-org acme\n  cf-like-admin create-user alice --password-file alice.pw\n  cf-like-admin set-org-role alice acme OrgManager",
+        version: "0.1.0",
+        subcommands: [UsersCommand.self, CreateUserCommand.self, DeleteUserCommand.self, CreateOrgCommand.self,
+                      CreateSpaceCommand.self, SetOrgRoleCommand.self, SetSpaceRoleCommand.self])
+}
