@@ -14,6 +14,7 @@ struct Services: Sendable {
     let tokens: TokenService
     let metrics: PrometheusCollectorRegistry
     let threadPool: NIOThreadPool
+    let blobstore: Blobstore
     let logger: Logger
 
     /// Absolute URL of an API path.
@@ -83,7 +84,8 @@ public enum CloudController {
             refreshTTL: config.refreshTokenTTL, hasher: PasswordHasher(rounds: config.passwordKDFRounds), threadPool: threadPool)
         let services = Services(
             config: config, db: db, body: JSONBody(maxBytes: config.maxRequestBodyBytes), tokens: tokens,
-            metrics: PrometheusCollectorRegistry(), threadPool: threadPool, logger: logger)
+            metrics: PrometheusCollectorRegistry(), threadPool: threadPool,
+            blobstore: Blobstore(root: config.blobstoreDirectory), logger: logger)
 
         let router = Router(context: ControllerContext.self)
         router.add(middleware: RequestMiddleware(metrics: services.metrics, logger: logger))
@@ -102,6 +104,7 @@ public enum CloudController {
         StacksController(services: services).register(v3)
         AuditEventsController(services: services).register(v3)
         JobsController(services: services).register(v3)
+        PackagesController(services: services).register(v3)
 
         let internalGroup = router.group("internal").add(middleware: InternalAuthMiddleware(credential: Array(config.internalCredential.utf8)))
         InternalController(services: services).register(internalGroup)

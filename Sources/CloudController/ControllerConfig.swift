@@ -26,6 +26,12 @@ public struct ControllerConfig: Sendable {
     public var maxDiskMB: Int
     public var maxInstances: Int
     public var maxEnvironmentBytes: Int
+    /// Directory of the content-addressed blobstore (packages, later droplets and caches).
+    public var blobstoreDirectory: String
+    public var maxPackageBytes: Int
+    public var maxPackageUncompressedBytes: Int
+    public var maxPackageEntries: Int
+    public var maxPackageCompressionRatio: Int
 
     /// Reads the keys; errors name the key at fault.
     public init(document: ConfigDocument) throws {
@@ -69,6 +75,12 @@ public struct ControllerConfig: Sendable {
         maxDiskMB = try document.int("controller.max_disk_mb", default: 8192, range: 16...1_048_576)
         maxInstances = try document.int("controller.max_instances", default: 100, range: 1...10000)
         maxEnvironmentBytes = try document.int("controller.max_environment_bytes", default: 131_072, range: 1024...(16 << 20))
+        blobstoreDirectory = document.path("controller.blobstore_dir", default: "var/blobstore")
+        maxPackageBytes = try document.int("controller.max_package_bytes", default: 1 << 30, range: 1024...(64 << 30))
+        maxPackageUncompressedBytes = try document.int(
+            "controller.max_package_uncompressed_bytes", default: 4 << 30, range: 1024...(256 << 30))
+        maxPackageEntries = try document.int("controller.max_package_entries", default: 100_000, range: 1...10_000_000)
+        maxPackageCompressionRatio = try document.int("controller.max_package_compression_ratio", default: 200, range: 2...100_000)
     }
 
     /// key=value conninfo for the private cluster; values quoted so paths with spaces work.

@@ -1,4 +1,9 @@
 import Foundation
+import Hummingbird
+import HummingbirdTesting
+import NIOCore
+import PostgresStore
+import PlatformModels
 import HTTPTypes
 import Testing
 
@@ -194,6 +199,47 @@ extension ControllerIntegration {
                 #expect(r.status == .notFound)
                 #expect(r.errorTitle == "CF-NotFound")
             }
+        }
+    }
+}
+
+extension ControllerIntegration {
+    /// SECURITY.md G1: with the database unreachable the API answers 503, never 500.
+    @Suite struct DatabaseOutage {
+        @Test func databaseDownIs503() async throws {
+            let home = FileManager.default.temporaryDirectory.appendingPathComponent("cc-down-\(UUID().uuidString)")
+            try FileManager.default.createDirectory(at: home.appendingPathComponent("var/secrets"), withIntermediateDirectories: true)
+            try "test-signing-key-0123456789abcdefghijklmnopqrstuvwxyz".write(
+                to: home.appendingPathComponent("var/secrets/token-signing-key"), atomically: true, encoding: .utf8)
+            try "test-internal-credential-0123456789".write(
+                to: home.appendingPathComponent("var/secrets/internal-credential"), atomically: true, encoding: .utf8)
+            defer { try? FileManager.default.removeItem(at: home) }
+            // Port 1 on loopback: nothing listens, so every connection attempt is refused.
+            let env = ["CFLIKE_PLATFORM_HOME": home.path,
+                       "CFLIKE_CONTROLLER_DATABASE_URL": "postgresql://nobody@127.0.0.1:1/none?connect_timeout=2"]
+            let config = try ControllerConfig(document: try ConfigDocument(path: nil, environment: env))
+            let pool = PostgresPool(configuration: PostgresConfiguration(conninfo: config.databaseConninfo, poolSize: 2),
+                                    threadPool: sharedThreadPool, logger: testLogger)
+            let router = CloudController.buildRouter(config: config, pool: pool, threadPool: sharedThreadPool, logger: testLogger)
+            try await Application(router: router, logger: testLogger).test(.router) { client in
+                let health = try await client.execute(uri: "/healthz", method: .get)
+                #expect(health.status == .serviceUnavailable)
+                let signer = JWTSigner(secret: config.tokenSigningKey)
+                let now = Int(Date().timeIntervalSince1970)
+                let token = try signer.sign(.init(
+                    jti: "j", sub: UUID().uuidString.lowercased(), userID: "u", userName: "u", scope: [], clientID: "cf", cid: "cf",
+                    iat: now, exp: now + 60, iss: config.externalURL + "/oauth/token", aud: [], origin: "uaa", grantType: "password"))
+                let list = try await client.execute(uri: "/v3/apps", method: .get, headers: [.authorization: "bearer \(token)"])
+                #expect(list.status == .serviceUnavailable)
+                #expect(String(buffer: list.body).contains("10015"))
+                let login = try await client.execute(
+                    uri: "/oauth/token", method: .post,
+                    headers: [.authorization: "Basic " + Data("cf:".utf8).base64EncodedString(),
+                              .contentType: "application/x-www-form-urlencoded"],
+                    body: ByteBuffer(string: "grant_type=password&username=a&password=b"))
+                #expect(login.status == .serviceUnavailable)
+            }
+            await pool.shutdown()
         }
     }
 }

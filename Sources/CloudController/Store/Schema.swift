@@ -4,7 +4,28 @@ import PostgresStore
 enum Schema {
     static let migrations: [Migration] = [
         Migration(version: 1, name: "core", sql: core),
+        Migration(version: 2, name: "packages", sql: packages),
     ]
+
+    private static let packages = """
+    CREATE TABLE packages (
+        id bigserial UNIQUE,
+        guid uuid PRIMARY KEY,
+        app_guid uuid NOT NULL REFERENCES apps(guid) ON DELETE CASCADE,
+        type text NOT NULL DEFAULT 'bits' CHECK (type IN ('bits')),
+        state text NOT NULL DEFAULT 'AWAITING_UPLOAD'
+            CHECK (state IN ('AWAITING_UPLOAD', 'PROCESSING_UPLOAD', 'READY', 'FAILED', 'EXPIRED')),
+        blob_sha256 text,
+        size_bytes bigint,
+        error text,
+        labels jsonb NOT NULL DEFAULT '{}',
+        annotations jsonb NOT NULL DEFAULT '{}',
+        created_at timestamptz NOT NULL DEFAULT now(),
+        updated_at timestamptz NOT NULL DEFAULT now()
+    );
+    CREATE INDEX packages_app ON packages(app_guid);
+    CREATE INDEX packages_blob ON packages(blob_sha256);
+    """
 
     private static let core = """
     CREATE TABLE users (

@@ -218,3 +218,19 @@ public struct MetadataOnlyRequest: Codable, Sendable {
     public var metadata: MetadataPatch?
     public init(metadata: MetadataPatch?) { self.metadata = metadata }
 }
+
+/// `POST /v3/packages`.
+public struct CreatePackageRequest: Codable, Sendable {
+    public struct Relationships: Codable, Sendable {
+        public var app: RelationshipRequest
+        public init(app: RelationshipRequest) { self.app = app }
+    }
+    public var type: String
+    public var relationships: Relationships
+    public var metadata: MetadataPatch?
+    public init(appGuid: String) {
+        self.type = "bits"
+        self.relationships = Relationships(app: RelationshipRequest(guid: appGuid))
+        self.metadata = nil
+    }
+}

@@ -339,3 +339,40 @@ public struct EnvironmentVariablesResource: Codable, Sendable {
         self.links = links
     }
 }
+
+/// `/v3/packages` resource (type `bits`).
+public struct PackageResource: Codable, Sendable {
+    public struct Checksum: Codable, Sendable, Equatable {
+        public var type: String
+        @NullCodable public var value: String?
+        public init(type: String = "sha256", value: String?) {
+            self.type = type
+            self.value = value
+        }
+    }
+    public struct Data: Codable, Sendable, Equatable {
+        public var checksum: Checksum
+        @NullCodable public var error: String?
+        public init(checksum: Checksum, error: String?) {
+            self.checksum = checksum
+            self.error = error
+        }
+    }
+    public var guid: String
+    public var createdAt: String
+    public var updatedAt: String
+    public var type: String
+    public var data: Data
+    public var state: String
+    public var relationships: [String: ToOneRelationship]
+    public var metadata: Metadata
+    public var links: Links
+    enum CodingKeys: String, CodingKey {
+        case guid, createdAt = "created_at", updatedAt = "updated_at", type, data, state, relationships, metadata, links
+    }
+    public init(guid: String, createdAt: String, updatedAt: String, data: Data, state: String,
+                relationships: [String: ToOneRelationship], metadata: Metadata, links: Links) {
+        self.guid = guid; self.createdAt = createdAt; self.updatedAt = updatedAt; self.type = "bits"; self.data = data
+        self.state = state; self.relationships = relationships; self.metadata = metadata; self.links = links
+    }
+}
