@@ -67,6 +67,9 @@ public enum CloudController {
             router: router,
             configuration: .init(address: .hostname(config.listenHost, port: config.listenPort), serverName: "cf-like"),
             logger: logger)
+        app.addServices(BlobstoreJanitor(
+            pool: pool, blobstore: Blobstore(root: config.blobstoreDirectory), threadPool: threadPool,
+            interval: .seconds(config.blobstoreGCIntervalSeconds), grace: 3600, logger: logger))
         app.beforeServerStarts {
             let applied = try await prepareDatabase(pool: pool, config: config, logger: logger)
             logger.info("database ready", metadata: ["migrations.applied": .stringConvertible(applied.count)])

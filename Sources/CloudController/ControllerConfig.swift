@@ -32,6 +32,7 @@ public struct ControllerConfig: Sendable {
     public var maxPackageUncompressedBytes: Int
     public var maxPackageEntries: Int
     public var maxPackageCompressionRatio: Int
+    public var blobstoreGCIntervalSeconds: Int
 
     /// Reads the keys; errors name the key at fault.
     public init(document: ConfigDocument) throws {
@@ -80,6 +81,7 @@ public struct ControllerConfig: Sendable {
         maxPackageUncompressedBytes = try document.int(
             "controller.max_package_uncompressed_bytes", default: 4 << 30, range: 1024...(256 << 30))
         maxPackageEntries = try document.int("controller.max_package_entries", default: 100_000, range: 1...10_000_000)
+        blobstoreGCIntervalSeconds = try document.int("controller.blobstore_gc_interval_seconds", default: 3600, range: 10...604_800)
         maxPackageCompressionRatio = try document.int("controller.max_package_compression_ratio", default: 200, range: 2...100_000)
     }
 

@@ -153,3 +153,32 @@ extension ControllerIntegration {
         }
     }
 }
+
+extension ControllerIntegration {
+    @Suite struct BlobstoreGC {
+        @Test func unreferencedBlobsAreCollectedReferencedOnesKept() async throws {
+            try await Platform.run { p in
+                let t = try await p.tenant("alice")
+                let app = try await p.app("web", space: t.space, token: t.token)
+                let package = try await p.package(app: app, token: t.token)
+                let zip = try makeZip([("a.txt", "kept")])
+                #expect(try await p.upload(package, t.token, bits: zip).status == .ok)
+                let blobstore = Blobstore(root: p.config.blobstoreDirectory)
+                let orphan = try blobstore.writer(limit: 1 << 20)
+                try orphan.write(Array("orphan".utf8))
+                let orphanDigest = try blobstore.commit(try orphan.finish())
+                #expect(blobstore.exists(orphanDigest))
+                // Young blobs survive the grace period.
+                #expect(try await BlobstoreJanitor.collect(pool: p.pool, blobstore: blobstore, threadPool: sharedThreadPool, grace: 3600).isEmpty)
+                let removed = try await BlobstoreJanitor.collect(pool: p.pool, blobstore: blobstore, threadPool: sharedThreadPool, grace: 0)
+                #expect(removed == [orphanDigest])
+                #expect(!blobstore.exists(orphanDigest))
+                let kept = SHA256.hash(data: zip).map { String(format: "%02x", $0) }.joined()
+                #expect(blobstore.exists(kept))
+                // Deleting the app releases its package's blob.
+                #expect(try await p.delete("/v3/apps/\(app)", t.token).status == .accepted)
+                #expect(try await BlobstoreJanitor.collect(pool: p.pool, blobstore: blobstore, threadPool: sharedThreadPool, grace: 0) == [kept])
+            }
+        }
+    }
+}
