@@ -222,7 +222,7 @@ struct PackagesController {
             _ = try extractor.extract(archiveAt: archive, into: scratch)
         } catch let error as ArchiveError {
             throw APIError(status: .unprocessableContent, code: 170002, title: "CF-AppBitsUploadInvalid",
-                           detail: "The app upload is invalid: \(error.description)")
+                           detail: "The app upload is invalid: \(error.message)\(error.entry.map { " (entry: '\($0)')" } ?? "")")
         }
     }
 }
