@@ -104,6 +104,7 @@ let package = Package(
             name: "CloudController",
             dependencies: [
                 "Archives",
+                "GitFetch",
                 "PostgresStore",
                 "PlatformModels",
                 .product(name: "Hummingbird", package: "hummingbird"),

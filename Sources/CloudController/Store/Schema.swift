@@ -5,7 +5,27 @@ enum Schema {
     static let migrations: [Migration] = [
         Migration(version: 1, name: "core", sql: core),
         Migration(version: 2, name: "packages", sql: packages),
+        Migration(version: 3, name: "buildpacks", sql: buildpacks),
     ]
+
+    private static let buildpacks = """
+    CREATE TABLE buildpacks (
+        id bigserial UNIQUE,
+        guid uuid PRIMARY KEY,
+        name text NOT NULL CONSTRAINT buildpacks_name_unique UNIQUE,
+        position integer NOT NULL CHECK (position >= 1),
+        enabled boolean NOT NULL DEFAULT true,
+        locked boolean NOT NULL DEFAULT false,
+        stack text,
+        -- the URL with credentials redacted, for display; the real one only sealed (AES-GCM)
+        url_display text NOT NULL,
+        url_sealed text NOT NULL,
+        labels jsonb NOT NULL DEFAULT '{}',
+        annotations jsonb NOT NULL DEFAULT '{}',
+        created_at timestamptz NOT NULL DEFAULT now(),
+        updated_at timestamptz NOT NULL DEFAULT now()
+    );
+    """
 
     private static let packages = """
     CREATE TABLE packages (

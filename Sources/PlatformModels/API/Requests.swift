@@ -234,3 +234,19 @@ public struct CreatePackageRequest: Codable, Sendable {
         self.metadata = nil
     }
 }
+
+/// `POST /v3/buildpacks` and `PATCH /v3/buildpacks/:guid` (platform extension: `url` is a git
+/// URL with an optional `#branch`, `#tag` or `#commit`).
+public struct BuildpackRequest: Codable, Sendable {
+    public var name: String?
+    public var url: String?
+    public var position: Int?
+    public var enabled: Bool?
+    public var locked: Bool?
+    public var stack: String?
+    public var metadata: MetadataPatch?
+    public init(name: String? = nil, url: String? = nil, position: Int? = nil, enabled: Bool? = nil, locked: Bool? = nil) {
+        self.name = name; self.url = url; self.position = position; self.enabled = enabled; self.locked = locked
+        self.stack = nil; self.metadata = nil
+    }
+}

@@ -376,3 +376,32 @@ public struct PackageResource: Codable, Sendable {
         self.state = state; self.relationships = relationships; self.metadata = metadata; self.links = links
     }
 }
+
+/// `/v3/buildpacks` resource: a buildpack backed by a git URL (shown with credentials redacted).
+public struct BuildpackResource: Codable, Sendable {
+    public var guid: String
+    public var createdAt: String
+    public var updatedAt: String
+    public var name: String
+    public var state: String
+    @NullCodable public var filename: String?
+    @NullCodable public var stack: String?
+    public var position: Int
+    public var lifecycle: String
+    public var enabled: Bool
+    public var locked: Bool
+    /// The git URL with any credentials replaced by `***` (platform extension).
+    public var url: String
+    public var metadata: Metadata
+    public var links: Links
+    enum CodingKeys: String, CodingKey {
+        case guid, createdAt = "created_at", updatedAt = "updated_at", name, state, filename, stack, position, lifecycle
+        case enabled, locked, url, metadata, links
+    }
+    public init(guid: String, createdAt: String, updatedAt: String, name: String, stack: String?, position: Int,
+                enabled: Bool, locked: Bool, url: String, metadata: Metadata, links: Links) {
+        self.guid = guid; self.createdAt = createdAt; self.updatedAt = updatedAt; self.name = name; self.state = "READY"
+        self.filename = nil; self.stack = stack; self.position = position; self.lifecycle = "buildpack"; self.enabled = enabled
+        self.locked = locked; self.url = url; self.metadata = metadata; self.links = links
+    }
+}
