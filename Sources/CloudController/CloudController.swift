@@ -109,6 +109,7 @@ public enum CloudController {
         JobsController(services: services).register(v3)
         PackagesController(services: services).register(v3)
         BuildpacksController(services: services).register(v3)
+        DropletsController(services: services).register(v3)
 
         let internalGroup = router.group("internal").add(middleware: InternalAuthMiddleware(credential: Array(config.internalCredential.utf8)))
         InternalController(services: services).register(internalGroup)

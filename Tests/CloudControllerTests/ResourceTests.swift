@@ -37,7 +37,8 @@ extension ControllerIntegration {
                 #expect(procs.resources.first?["type"] as? String == "web")
                 #expect(procs.resources.first?["memory_in_mb"] as? Int == p.config.defaultMemoryMB)
                 #expect(procs.body.contains(#""command":null"#))
-                // Start / stop / restart return the app with its state.
+                // Start / stop / restart return the app with its state (starting needs a droplet).
+                try await p.stagedDroplet(app: app, token: p.adminToken)
                 let started = try await p.post("/v3/apps/\(app)/actions/start", p.adminToken, "{}")
                 #expect(started.json["state"] as? String == "STARTED")
                 #expect(try await p.post("/v3/apps/\(app)/actions/stop", p.adminToken, "{}").json["state"] as? String == "STOPPED")

@@ -14,24 +14,27 @@ struct BlobstoreJanitor: Service {
     let logger: Logger
 
     func run() async throws {
-        while !Task.isCancelled {
-            do {
-                try await Task.sleep(for: interval)
-            } catch {
-                return  // cancelled: the service group is shutting down
-            }
-            do {
-                let removed = try await Self.collect(pool: pool, blobstore: blobstore, threadPool: threadPool, grace: grace)
-                if !removed.isEmpty { logger.info("blobstore garbage collected", metadata: ["blobs.removed": "\(removed.count)"]) }
-            } catch {
-                logger.warning("blobstore garbage collection skipped", metadata: ["error": "\(error)"])
+        // Graceful shutdown (SIGTERM) cancels the wait at once instead of letting it run out.
+        try? await cancelWhenGracefulShutdown {
+            while !Task.isCancelled {
+                do {
+                    try await Task.sleep(for: interval)
+                } catch {
+                    return  // cancelled: the service group is shutting down
+                }
+                do {
+                    let removed = try await Self.collect(pool: pool, blobstore: blobstore, threadPool: threadPool, grace: grace)
+                    if !removed.isEmpty { logger.info("blobstore garbage collected", metadata: ["blobs.removed": "\(removed.count)"]) }
+                } catch {
+                    logger.warning("blobstore garbage collection skipped", metadata: ["error": "\(error)"])
+                }
             }
         }
     }
 
     /// Every digest a record points at; blobs outside this set (and older than `grace`) go.
     static func collect(pool: PostgresPool, blobstore: Blobstore, threadPool: NIOThreadPool, grace: TimeInterval) async throws -> [String] {
-        let referenced = try await pool.query("SELECT DISTINCT blob_sha256 FROM packages WHERE blob_sha256 IS NOT NULL")
+        let referenced = try await pool.query("SELECT blob_sha256 FROM packages WHERE blob_sha256 IS NOT NULL UNION SELECT blob_sha256 FROM droplets WHERE blob_sha256 IS NOT NULL")
             .rows.map { try $0.decode("blob_sha256", as: String.self) }
         let keep = Set(referenced)
         return try await threadPool.runIfActive { blobstore.collectGarbage(referenced: keep, grace: grace) }

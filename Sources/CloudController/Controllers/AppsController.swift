@@ -237,6 +237,9 @@ struct AppsController {
         let guid = try services.guidParameter(context, resource: "App")
         let row = try await services.db.write { conn in
             let row = try Self.loadForWrite(conn, guid: guid, actor: actor)
+            if state == "STARTED", try row.decode("droplet_guid", as: String?.self) == nil {
+                throw APIError.unprocessable("Assign a droplet before starting this app.")
+            }
             let rows = try conn.query(
                 "UPDATE apps SET state = $2, updated_at = now() WHERE guid = $1 RETURNING \(Self.columns)", [guid, state])
             try conn.query("UPDATE processes SET version = $2, updated_at = now() WHERE app_guid = $1", [guid, Rows.newGuid()])

@@ -133,7 +133,7 @@ struct PackagesController {
             try conn.query("UPDATE packages SET state = 'PROCESSING_UPLOAD', error = NULL, updated_at = now() WHERE guid = $1", [guid])
         }
         do {
-            let (sha, size) = try await receive(request, boundary: boundary, limit: limit)
+            let (sha, size) = try await services.receiveArchive(request, boundary: boundary, limit: limit)
             try await services.db.write { conn in
                 try conn.query("UPDATE packages SET state = 'READY', blob_sha256 = $2, size_bytes = $3, updated_at = now() WHERE guid = $1",
                                [guid, sha, size])
@@ -161,70 +161,6 @@ struct PackagesController {
         return nil
     }
 
-    /// Streams the multipart body: `bits` into a blob writer (flushed to disk off the
-    /// cooperative pool), `resources` (already-known files) into memory up to 1 MiB.
-    private func receive(_ request: Request, boundary: String, limit: Int) async throws -> (String, Int) {
-        let services = self.services
-        let writer = try await services.threadPool.runIfActive { try services.blobstore.writer(limit: limit) }
-        let collector = MultipartCollector(boundary: boundary)
-        do {
-            for try await chunk in request.body {
-                try collector.feed(chunk)
-                if collector.pendingBits.count >= 1 << 20 || collector.done {
-                    let bytes = collector.takeBits()
-                    try await services.threadPool.runIfActive { try writer.write(bytes) }
-                }
-            }
-            let rest = collector.takeBits()
-            try await services.threadPool.runIfActive { try writer.write(rest) }
-        } catch let failure as Blobstore.Failure where failure.kind == .tooLarge {
-            writer.discard()
-            throw APIError.bodyTooLarge(limit: limit)
-        } catch let error as APIError {
-            writer.discard()
-            throw error
-        } catch {
-            writer.discard()
-            throw APIError.unprocessable("The upload was interrupted or is not valid multipart/form-data")
-        }
-        guard collector.sawBits else {
-            writer.discard()
-            throw APIError.unprocessable("The upload has no 'bits' field")
-        }
-        if let resources = collector.resources, !resources.isEmpty {
-            let trimmed = resources.trimmingCharacters(in: .whitespacesAndNewlines)
-            guard trimmed == "[]" else {
-                writer.discard()
-                throw APIError.unprocessable("This platform holds no files for resource matching yet: upload every file in 'bits' and send 'resources' as []")
-            }
-        }
-        let written = try await services.threadPool.runIfActive { try writer.finish() }
-        let config = services.config
-        do {
-            try await services.threadPool.runIfActive { try Self.validate(archive: written.tempPath, config: config, logger: services.logger) }
-        } catch {
-            try? FileManager.default.removeItem(atPath: written.tempPath)
-            throw error
-        }
-        let sha = try await services.threadPool.runIfActive { try services.blobstore.commit(written) }
-        return (sha, written.size)
-    }
-
-    /// Every entry checked by extracting into a scratch directory that is removed afterwards.
-    static func validate(archive: String, config: ControllerConfig, logger: Logger) throws {
-        let scratch = (archive as NSString).deletingLastPathComponent + "/check-" + UUID().uuidString.lowercased()
-        defer { try? FileManager.default.removeItem(atPath: scratch) }
-        let extractor = SafeExtractor(
-            limits: .init(maxTotalBytes: Int64(config.maxPackageUncompressedBytes), maxEntries: config.maxPackageEntries,
-                          maxCompressionRatio: Double(config.maxPackageCompressionRatio)),
-            options: .init(owner: nil, allowSymlinks: true), logger: logger)
-        do {
-            _ = try extractor.extract(archiveAt: archive, into: scratch)
-        } catch let error as ArchiveError {
-            throw APIError(status: .unprocessableContent, code: 170002, title: "CF-AppBitsUploadInvalid",
-                           detail: "The app upload is invalid: \(error.message)\(error.entry.map { " (entry: '\($0)')" } ?? "")")
-        }
-    }
 }
 
 /// Feeds MultipartKit's streaming parser and routes part bodies by field name.

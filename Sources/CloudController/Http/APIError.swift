@@ -28,7 +28,7 @@ public struct APIError: Error, HTTPResponseError, CustomStringConvertible, Senda
     public func response(from request: Request, context: some RequestContext) throws -> Response {
         var headers = self.headers
         headers[.contentType] = "application/json"
-        let body = try JSONEncoder().encode(APIErrorEnvelope(errors: [APIErrorDetail(code: code, title: title, detail: detail)]))
+        let body = try JSONResponse.encoder.encode(APIErrorEnvelope(errors: [APIErrorDetail(code: code, title: title, detail: detail)]))
         return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: body)))
     }
 

@@ -6,7 +6,31 @@ enum Schema {
         Migration(version: 1, name: "core", sql: core),
         Migration(version: 2, name: "packages", sql: packages),
         Migration(version: 3, name: "buildpacks", sql: buildpacks),
+        Migration(version: 4, name: "droplets", sql: droplets),
     ]
+
+    private static let droplets = """
+    CREATE TABLE droplets (
+        id bigserial UNIQUE,
+        guid uuid PRIMARY KEY,
+        app_guid uuid NOT NULL REFERENCES apps(guid) ON DELETE CASCADE,
+        package_guid uuid REFERENCES packages(guid) ON DELETE SET NULL,
+        state text NOT NULL DEFAULT 'AWAITING_UPLOAD'
+            CHECK (state IN ('AWAITING_UPLOAD', 'PROCESSING_UPLOAD', 'STAGING', 'STAGED', 'FAILED', 'EXPIRED')),
+        error text,
+        process_types jsonb,
+        buildpacks jsonb NOT NULL DEFAULT '[]',
+        stack text,
+        blob_sha256 text,
+        size_bytes bigint,
+        labels jsonb NOT NULL DEFAULT '{}',
+        annotations jsonb NOT NULL DEFAULT '{}',
+        created_at timestamptz NOT NULL DEFAULT now(),
+        updated_at timestamptz NOT NULL DEFAULT now()
+    );
+    CREATE INDEX droplets_app ON droplets(app_guid);
+    ALTER TABLE apps ADD CONSTRAINT apps_current_droplet FOREIGN KEY (droplet_guid) REFERENCES droplets(guid) ON DELETE SET NULL;
+    """
 
     private static let buildpacks = """
     CREATE TABLE buildpacks (

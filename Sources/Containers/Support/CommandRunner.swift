@@ -67,14 +67,17 @@ enum CommandRunner {
         }
         let pid = process.processIdentifier
 
-        // A cancelled caller is treated like a timeout: the child must not outlive the request.
-        guard let status = await waiter.wait(timeout: timeout) else {
-            // Too slow: TERM first (runc forwards it to the container process), then KILL.
-            kill(pid, SIGTERM)
-            if await waiter.wait(timeout: .seconds(2)) == nil {
-                kill(pid, SIGKILL)
-                _ = await waiter.wait(timeout: .seconds(3600))
-            }
+        // The deadline is enforced by a Dispatch timer that signals the child itself, so it holds
+        // even when the cooperative pool is busy with other work; a cancelled caller counts as
+        // a timeout: the child must not outlive the request.
+        let deadline = Deadline(pid: pid, waiter: waiter)
+        DispatchQueue.global().asyncAfter(deadline: .now() + .nanoseconds(Self.nanoseconds(timeout))) { deadline.expire() }
+        let status = await withTaskCancellationHandler {
+            await waiter.waitUntilExit()
+        } onCancel: {
+            deadline.expire()
+        }
+        if deadline.fired {
             let tail = tailText(readAll(stderrHandle, capture: stderr))
             throw ContainerError(.timeout, "\(executable) \(arguments.first ?? "") timed out after \(timeout)", stderrTail: tail)
         }
@@ -86,6 +89,11 @@ enum CommandRunner {
     }
 
     /// The last ``stderrTailBytes`` of `data` as text.
+    static func nanoseconds(_ d: Duration) -> Int {
+        let (seconds, attoseconds) = d.components
+        return Int(clamping: seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
+    }
+
     static func tailText(_ data: Data) -> String {
         String(decoding: data.suffix(stderrTailBytes), as: UTF8.self)
     }
@@ -130,15 +138,55 @@ enum CommandRunner {
     }
 }
 
+/// Sends TERM to a child still running at its deadline, then KILL two seconds later.
+private final class Deadline: Sendable {
+    private let pid: pid_t
+    private let waiter: ExitWaiter
+    private let state = Mutex(false)
+
+    init(pid: pid_t, waiter: ExitWaiter) {
+        self.pid = pid
+        self.waiter = waiter
+    }
+
+    /// Whether the deadline passed (or the caller gave up) before the child exited.
+    var fired: Bool { state.withLock { $0 } }
+
+    func expire() {
+        let fire = state.withLock { fired -> Bool in
+            guard !fired, !waiter.isFinished else { return false }
+            fired = true
+            return true
+        }
+        guard fire else { return }
+        // TERM first (runc forwards it to the container process), then KILL.
+        kill(pid, SIGTERM)
+        DispatchQueue.global().asyncAfter(deadline: .now() + 2) { [waiter, pid] in
+            if !waiter.isFinished { kill(pid, SIGKILL) }
+        }
+    }
+}
+
 /// Hands a child's exit status from Foundation's termination handler to async waiters.
 private final class ExitWaiter: Sendable {
     private struct State {
         var status: Int32?
         var nextID = 0
         var waiters: [Int: CheckedContinuation<Int32?, Never>] = [:]
-        var expired: Set<Int> = []
     }
     private let state = Mutex(State())
+
+    var isFinished: Bool { state.withLock { $0.status != nil } }
+
+    /// The exit status, whenever the child exits.
+    func waitUntilExit() async -> Int32 {
+        let id = state.withLock { state in
+            state.nextID += 1
+            return state.nextID
+        }
+        // Without an expiry the waiter only ever resumes with a status.
+        return await registered(id) ?? -1
+    }
 
     func finish(_ status: Int32) {
         let waiters = state.withLock { state in
@@ -149,47 +197,14 @@ private final class ExitWaiter: Sendable {
         for waiter in waiters { waiter.resume(returning: status) }
     }
 
-    /// The exit status, or nil when `timeout` passes (or the task is cancelled) first.
-    func wait(timeout: Duration) async -> Int32? {
-        let id = state.withLock { state in
-            state.nextID += 1
-            return state.nextID
-        }
-        return await withTaskGroup(of: Int32?.self) { group in
-            group.addTask { await self.registered(id) }
-            group.addTask {
-                try? await Task.sleep(for: timeout)
-                self.expire(id)
-                return nil
-            }
-            var result: Int32?
-            for await value in group where value != nil {
-                result = value
-                group.cancelAll()
-            }
-            return result
-        }
-    }
-
     private func registered(_ id: Int) async -> Int32? {
         await withCheckedContinuation { continuation in
             let immediate = state.withLock { state -> Int32?? in
                 if let status = state.status { return .some(status) }
-                if state.expired.remove(id) != nil { return .some(nil) }
                 state.waiters[id] = continuation
                 return nil
             }
             if let immediate { continuation.resume(returning: immediate) }
         }
-    }
-
-    private func expire(_ id: Int) {
-        let waiter = state.withLock { state -> CheckedContinuation<Int32?, Never>? in
-            if state.status != nil { return nil }
-            if let waiter = state.waiters.removeValue(forKey: id) { return waiter }
-            state.expired.insert(id)
-            return nil
-        }
-        waiter?.resume(returning: nil)
     }
 }

@@ -250,3 +250,26 @@ public struct BuildpackRequest: Codable, Sendable {
         self.stack = nil; self.metadata = nil
     }
 }
+
+/// `POST /v3/droplets`: a droplet whose bits are uploaded directly (no staging).
+public struct CreateDropletRequest: Codable, Sendable {
+    public struct Relationships: Codable, Sendable {
+        public var app: RelationshipRequest
+        public init(app: RelationshipRequest) { self.app = app }
+    }
+    public var relationships: Relationships
+    public var processTypes: [String: String]?
+    public var metadata: MetadataPatch?
+    enum CodingKeys: String, CodingKey { case relationships, processTypes = "process_types", metadata }
+    public init(appGuid: String, processTypes: [String: String]?) {
+        self.relationships = Relationships(app: RelationshipRequest(guid: appGuid))
+        self.processTypes = processTypes
+        self.metadata = nil
+    }
+}
+
+/// `PATCH /v3/apps/:guid/relationships/current_droplet`.
+public struct SetCurrentDropletRequest: Codable, Sendable {
+    public var data: RelationshipRequest.Data
+    public init(guid: String) { self.data = .init(guid: guid) }
+}

@@ -405,3 +405,60 @@ public struct BuildpackResource: Codable, Sendable {
         self.locked = locked; self.url = url; self.metadata = metadata; self.links = links
     }
 }
+
+/// `/v3/droplets` resource.
+public struct DropletResource: Codable, Sendable {
+    public struct BuildpackInfo: Codable, Sendable, Equatable {
+        public var name: String
+        @NullCodable public var detectOutput: String?
+        @NullCodable public var buildpackName: String?
+        @NullCodable public var version: String?
+        enum CodingKeys: String, CodingKey { case name, detectOutput = "detect_output", buildpackName = "buildpack_name", version }
+        public init(name: String, detectOutput: String?, buildpackName: String?, version: String?) {
+            self.name = name; self.detectOutput = detectOutput; self.buildpackName = buildpackName; self.version = version
+        }
+    }
+    public var guid: String
+    public var createdAt: String
+    public var updatedAt: String
+    public var state: String
+    @NullCodable public var error: String?
+    public var lifecycle: Lifecycle
+    public var executionMetadata: String
+    @NullCodable public var processTypes: [String: String]?
+    public var checksum: PackageResource.Checksum
+    public var buildpacks: [BuildpackInfo]
+    @NullCodable public var stack: String?
+    @NullCodable public var image: String?
+    public var relationships: [String: ToOneRelationship]
+    public var metadata: Metadata
+    public var links: Links
+    enum CodingKeys: String, CodingKey {
+        case guid, createdAt = "created_at", updatedAt = "updated_at", state, error, lifecycle
+        case executionMetadata = "execution_metadata", processTypes = "process_types", checksum, buildpacks, stack, image
+        case relationships, metadata, links
+    }
+    public init(guid: String, createdAt: String, updatedAt: String, state: String, error: String?, processTypes: [String: String]?,
+                checksum: String?, buildpacks: [BuildpackInfo], stack: String?, relationships: [String: ToOneRelationship],
+                metadata: Metadata, links: Links) {
+        self.guid = guid; self.createdAt = createdAt; self.updatedAt = updatedAt; self.state = state; self.error = error
+        self.lifecycle = Lifecycle(type: "buildpack", data: .init()); self.executionMetadata = ""; self.processTypes = processTypes
+        self.checksum = .init(value: checksum); self.buildpacks = buildpacks; self.stack = stack; self.image = nil
+        self.relationships = relationships; self.metadata = metadata; self.links = links
+    }
+}
+
+/// `GET|PATCH /v3/apps/:guid/relationships/current_droplet` answer.
+public struct CurrentDropletRelationship: Codable, Sendable {
+    public var data: ToOneRelationship.Data?
+    public var links: Links
+    public init(guid: String?, links: Links) {
+        self.data = guid.map(ToOneRelationship.Data.init(guid:))
+        self.links = links
+    }
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(data, forKey: .data)
+        try c.encode(links, forKey: .links)
+    }
+}
