@@ -57,6 +57,16 @@ public struct SafeExtractor: Sendable {
         }
     }
 
+    /// Checks every entry of the archive at `archivePath` exactly as `extract` does before it
+    /// writes anything (pass 1 only), writing nothing. Throws `ArchiveError` naming the entry at
+    /// fault. Blocking.
+    public func validate(archiveAt archivePath: String) throws {
+        try withUTF8Locale {
+            let format = try ArchiveFormat.detect(path: archivePath)
+            _ = try validate(archivePath, format: format, compressedSize: try FileTree.size(archivePath))
+        }
+    }
+
     // MARK: Pass 1
 
     /// Reads the whole archive, checks every entry, and returns what pass 2 will write.

@@ -61,16 +61,14 @@ extension Services {
         return "\(error.message) (entry: '\(entry)')"
     }
 
-    /// Every entry checked by extracting into a scratch directory that is removed afterwards.
+    /// Every entry checked by the safe extractor's validation pass; nothing is written.
     static func validate(archive: String, config: ControllerConfig, logger: Logger) throws {
-        let scratch = (archive as NSString).deletingLastPathComponent + "/check-" + UUID().uuidString.lowercased()
-        defer { try? FileManager.default.removeItem(atPath: scratch) }
         let extractor = SafeExtractor(
             limits: .init(maxTotalBytes: Int64(config.maxPackageUncompressedBytes), maxEntries: config.maxPackageEntries,
                           maxCompressionRatio: Double(config.maxPackageCompressionRatio)),
             options: .init(owner: nil, allowSymlinks: true), logger: logger)
         do {
-            _ = try extractor.extract(archiveAt: archive, into: scratch)
+            try extractor.validate(archiveAt: archive)
         } catch let error as ArchiveError {
             throw APIError(status: .unprocessableContent, code: 170002, title: "CF-AppBitsUploadInvalid",
                            detail: "The app upload is invalid: \(Self.describe(error))")
