@@ -128,37 +128,14 @@ struct DropletsController {
     @Sendable func upload(_ request: Request, context: ControllerContext) async throws -> Response {
         let actor = try context.requireActor()
         let guid = try services.guidParameter(context, resource: "Droplet")
-        let limit = services.config.maxPackageBytes
-        if let length = request.headers[.contentLength].flatMap(Int.init), length > limit + 64 * 1024 {
-            throw APIError.bodyTooLarge(limit: limit)
-        }
-        guard let boundary = PackagesController.boundary(request.headers[.contentType]) else {
-            throw APIError.unprocessable("The upload must be multipart/form-data with a 'bits' field holding the droplet (tar.gz)")
-        }
-        try await services.db.write { conn in
-            let (row, roles) = try Self.load(conn, guid: guid, actor: actor)
-            guard roles.isSpaceDeveloper else { throw APIError.notAuthorized() }
-            let state = try row.decode("state", as: String.self)
-            guard state == "AWAITING_UPLOAD" || state == "FAILED" else {
-                throw APIError.unprocessable("Droplet is in state \(state); only a droplet awaiting upload accepts bits")
-            }
-            try conn.query("UPDATE droplets SET state = 'PROCESSING_UPLOAD', error = NULL, updated_at = now() WHERE guid = $1", [guid])
-        }
-        do {
-            let (sha, size) = try await services.receiveArchive(request, boundary: boundary, limit: limit)
-            try await services.db.write { conn in
-                let app = try conn.query(
-                    "UPDATE droplets SET state = 'STAGED', blob_sha256 = $2, size_bytes = $3, updated_at = now() WHERE guid = $1 RETURNING app_guid",
-                    [guid, sha, size]).rows[0].decode("app_guid", as: String.self)
-                try Self.prune(conn, app: app)
-            }
-        } catch {
-            let message = (error as? APIError)?.detail ?? "the upload failed"
-            _ = try? await services.db.write { conn in
-                try conn.query("UPDATE droplets SET state = 'FAILED', error = $2, updated_at = now() WHERE guid = $1", [guid, message])
-            }
-            throw error
-        }
+        try await services.acceptUpload(
+            request, table: "droplets", noun: "Droplet", guid: guid, storedState: "STAGED", formatHint: " holding the droplet (tar.gz)",
+            authorize: { conn in
+                let (row, roles) = try Self.load(conn, guid: guid, actor: actor)
+                guard roles.isSpaceDeveloper else { throw APIError.notAuthorized() }
+                return try row.decode("state", as: String.self)
+            },
+            afterStored: { conn, app in try Self.prune(conn, app: app) })
         let row = try await services.db.read { conn in try Self.load(conn, guid: guid, actor: actor).0 }
         return try JSONResponse.make(try resource(row), status: .accepted)
     }

@@ -114,36 +114,10 @@ struct PackagesController {
     @Sendable func upload(_ request: Request, context: ControllerContext) async throws -> Response {
         let actor = try context.requireActor()
         let guid = try services.guidParameter(context, resource: "Package")
-        let limit = services.config.maxPackageBytes
-        // Refuse before reading anything when the declared size is already over the cap (B1).
-        if let length = request.headers[.contentLength].flatMap(Int.init), length > limit + 64 * 1024 {
-            throw APIError.bodyTooLarge(limit: limit)
-        }
-        guard let boundary = Self.boundary(request.headers[.contentType]) else {
-            throw APIError.unprocessable("The upload must be multipart/form-data with a 'bits' field")
-        }
-        // Claim the package: only one upload at a time, only from AWAITING_UPLOAD (or a failed attempt).
-        try await services.db.write { conn in
+        try await services.acceptUpload(request, table: "packages", noun: "Package", guid: guid, storedState: "READY", formatHint: "") { conn in
             let (row, roles) = try Self.load(conn, guid: guid, actor: actor)
             guard roles.isSpaceDeveloper else { throw APIError.notAuthorized() }
-            let state = try row.decode("state", as: String.self)
-            guard state == "AWAITING_UPLOAD" || state == "FAILED" else {
-                throw APIError.unprocessable("Package is in state \(state); only a package awaiting upload accepts bits")
-            }
-            try conn.query("UPDATE packages SET state = 'PROCESSING_UPLOAD', error = NULL, updated_at = now() WHERE guid = $1", [guid])
-        }
-        do {
-            let (sha, size) = try await services.receiveArchive(request, boundary: boundary, limit: limit)
-            try await services.db.write { conn in
-                try conn.query("UPDATE packages SET state = 'READY', blob_sha256 = $2, size_bytes = $3, updated_at = now() WHERE guid = $1",
-                               [guid, sha, size])
-            }
-        } catch {
-            let message = (error as? APIError)?.detail ?? "the upload failed"
-            _ = try? await services.db.write { conn in
-                try conn.query("UPDATE packages SET state = 'FAILED', error = $2, updated_at = now() WHERE guid = $1", [guid, message])
-            }
-            throw error
+            return try row.decode("state", as: String.self)
         }
         let row = try await services.db.read { conn in try Self.load(conn, guid: guid, actor: actor).0 }
         return try JSONResponse.make(try resource(row))
