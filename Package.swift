@@ -14,6 +14,7 @@ let package = Package(
         .executable(name: "cf-like", targets: ["cf-like"]),
         .executable(name: "cf-like-admin", targets: ["cf-like-admin"]),
         .executable(name: "cf-like-server", targets: ["cf-like-server"]),
+        .executable(name: "cf-like-shim", targets: ["cf-like-shim"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
@@ -21,6 +22,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
@@ -33,6 +35,8 @@ let package = Package(
         .systemLibrary(name: "CLibPQ", pkgConfig: "libpq", providers: [.apt(["libpq-dev"])]),
         .systemLibrary(name: "CLibGit2", pkgConfig: "libgit2", providers: [.apt(["libgit2-dev"])]),
         .systemLibrary(name: "CLibArchive", pkgConfig: "libarchive", providers: [.apt(["libarchive-dev"])]),
+        // prctl(2) and friends are variadic in glibc, so Swift cannot call them directly.
+        .target(name: "CShimSupport"),
 
         // MARK: Wrappers (know nothing of the platform's domain)
         .target(
@@ -119,7 +123,45 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
 
+        .target(
+            name: "ExecutionAgent",
+            dependencies: [
+                "Archives",
+                "Containers",
+                "PlatformClient",
+                "PlatformModels",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "AppRouter",
+            dependencies: [
+                "PlatformClient",
+                "PlatformModels",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+
         // MARK: Executables (wiring only)
+        // The per-container shim: owns a container's stdio and exit status and outlives the agent.
+        .executableTarget(
+            name: "cf-like-shim",
+            dependencies: ["CShimSupport"],
+            swiftSettings: swiftSettings
+        ),
         .executableTarget(
             name: "cf-like",
             dependencies: [
@@ -139,7 +181,9 @@ let package = Package(
         .executableTarget(
             name: "cf-like-server",
             dependencies: [
+                "AppRouter",
                 "CloudController",
+                "ExecutionAgent",
                 "PlatformModels",
                 "PostgresStore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -179,6 +223,23 @@ let package = Package(
         .testTarget(
             name: "ContainersTests",
             dependencies: ["Containers"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "ExecutionAgentTests",
+            dependencies: ["ExecutionAgent", "Containers", "PlatformModels", "TestSupport"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "AppRouterTests",
+            dependencies: [
+                "AppRouter",
+                "PlatformModels",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -1,0 +1,2 @@
+/// The HTTP router.
+public enum AppRouterModule {}

@@ -1,0 +1,2 @@
+/// The execution agent (DEA).
+public enum ExecutionAgentModule {}

@@ -1,0 +1,4 @@
+import Testing
+@testable import AppRouter
+
+@Test func moduleLinks() { _ = AppRouterModule.self }

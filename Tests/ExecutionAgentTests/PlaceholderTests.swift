@@ -1,0 +1,4 @@
+import Testing
+@testable import ExecutionAgent
+
+@Test func moduleLinks() { _ = ExecutionAgentModule.self }
