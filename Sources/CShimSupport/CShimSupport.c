@@ -5,11 +5,12 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
-#include <spawn.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 int cflike_set_child_subreaper(void) {
@@ -52,38 +53,97 @@ int cflike_close_from(int lowfd) {
     return 0;
 }
 
+/// The kernel's struct sigaction (not glibc's), for raw rt_sigaction(2).
+struct cflike_kernel_sigaction {
+    void (*handler)(int);
+    unsigned long flags;
+    void (*restorer)(void);
+    unsigned long mask;
+};
+
+void cflike_reset_signals(void) {
+    struct cflike_kernel_sigaction dfl;
+    memset(&dfl, 0, sizeof(dfl));
+    dfl.handler = SIG_DFL;
+    // Raw system calls: glibc refuses to touch its internal signals (32 and 33). Handlers
+    // (the runtime's crash reporter) stay; only inherited "ignore" goes.
+    for (int sig = 1; sig <= 64; sig++) {
+        struct cflike_kernel_sigaction current;
+        memset(&current, 0, sizeof(current));
+        if (syscall(SYS_rt_sigaction, sig, NULL, &current, sizeof(unsigned long)) == 0 && current.handler == SIG_IGN) {
+            syscall(SYS_rt_sigaction, sig, &dfl, NULL, sizeof(unsigned long));
+        }
+    }
+    unsigned long none = 0;
+    syscall(SYS_rt_sigprocmask, SIG_SETMASK, &none, NULL, sizeof(none));
+}
+
+/// Moves `fd` to a descriptor >= 3 so a later dup2 onto 0-2 cannot overwrite it first.
+static int cflike_lift(int fd) {
+    return fd >= 0 && fd <= 2 ? fcntl(fd, F_DUPFD, 3) : fd;
+}
+
 pid_t cflike_spawn(const char *path, char *const argv[], int stdin_fd, int stdout_fd, int stderr_fd) {
-    posix_spawn_file_actions_t actions;
-    posix_spawnattr_t attr;
-    int rc = posix_spawn_file_actions_init(&actions);
-    if (rc != 0) {
-        return -rc;
+    // posix_spawn is not used: glibc sets its internal signals (32, SIGCANCEL) to SIG_IGN in
+    // the child, and an ignored signal survives exec, so runc and the container would inherit it.
+    int report[2];
+    if (pipe2(report, O_CLOEXEC) != 0) {
+        return -errno;
     }
-    rc = posix_spawnattr_init(&attr);
-    if (rc != 0) {
-        posix_spawn_file_actions_destroy(&actions);
-        return -rc;
-    }
-    // dup2 clears close-on-exec on the target; the sources are all close-on-exec in the shim.
-    posix_spawn_file_actions_adddup2(&actions, stdin_fd, 0);
-    posix_spawn_file_actions_adddup2(&actions, stdout_fd, 1);
-    posix_spawn_file_actions_adddup2(&actions, stderr_fd, 2);
-#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 34))
-    posix_spawn_file_actions_addclosefrom_np(&actions, 3);
-#endif
-
-    sigset_t all, none;
+    sigset_t all, old;
     sigfillset(&all);
-    sigemptyset(&none);
-    posix_spawnattr_setsigdefault(&attr, &all);
-    posix_spawnattr_setsigmask(&attr, &none);
-    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
-
-    pid_t pid = -1;
-    rc = posix_spawn(&pid, path, &actions, &attr, argv, environ);
-    posix_spawn_file_actions_destroy(&actions);
-    posix_spawnattr_destroy(&attr);
-    return rc == 0 ? pid : -rc;
+    // No handler may run in the child before its dispositions are reset.
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    pid_t pid = fork();
+    if (pid == 0) {
+        // Only async-signal-safe calls from here to execve. The mask stays full until the
+        // dispositions are reset, and is emptied last (by cflike_reset_signals).
+        struct cflike_kernel_sigaction dfl;
+        memset(&dfl, 0, sizeof(dfl));
+        dfl.handler = SIG_DFL;
+        for (int sig = 1; sig <= 64; sig++) {
+            syscall(SYS_rt_sigaction, sig, &dfl, NULL, sizeof(unsigned long));
+        }
+        int sources[3] = {cflike_lift(stdin_fd), cflike_lift(stdout_fd), cflike_lift(stderr_fd)};
+        for (int target = 0; target < 3; target++) {
+            if (sources[target] < 0 || dup2(sources[target], target) < 0) {
+                int failure = errno;
+                ssize_t ignored = write(report[1], &failure, sizeof(failure));
+                (void)ignored;
+                _exit(127);
+            }
+        }
+        if (report[1] > 3) {
+            syscall(SYS_close_range, 3U, (unsigned int)report[1] - 1, 0U);
+        }
+        syscall(SYS_close_range, (unsigned int)report[1] + 1, ~0U, 0U);
+        unsigned long none = 0;
+        syscall(SYS_rt_sigprocmask, SIG_SETMASK, &none, NULL, sizeof(none));
+        execve(path, argv, environ);
+        int failure = errno;
+        ssize_t ignored = write(report[1], &failure, sizeof(failure));
+        (void)ignored;
+        _exit(127);
+    }
+    int forkError = errno;
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    close(report[1]);
+    if (pid < 0) {
+        close(report[0]);
+        return -forkError;
+    }
+    // The pipe closes on a successful exec; otherwise it carries the child's errno.
+    int failure = 0;
+    ssize_t count;
+    do {
+        count = read(report[0], &failure, sizeof(failure));
+    } while (count < 0 && errno == EINTR);
+    close(report[0]);
+    if (count == (ssize_t)sizeof(failure)) {
+        waitpid(pid, NULL, 0);
+        return -failure;
+    }
+    return pid;
 }
 
 static int sigchld_write_fd = -1;

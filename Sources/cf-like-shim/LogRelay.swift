@@ -135,12 +135,17 @@ final class LogFile {
     /// Writes the queued records in one write.
     func flush() {
         guard !buffer.isEmpty else { return }
-        if Posix.writeAll(fd, buffer) {
+        if fd < 0 {
+            // The last rotation could not create a new file; try again.
+            fd = Posix.openAppend(path)
+            size = 0
+        }
+        if fd >= 0, Posix.writeAll(fd, buffer) {
             size += buffer.count
         } else {
             failedWrites += 1
             var info = stat()
-            if fstat(fd, &info) == 0 { size = Int(info.st_size) }
+            if fd >= 0, fstat(fd, &info) == 0 { size = Int(info.st_size) }
         }
         buffer.removeAll(keepingCapacity: true)
     }
@@ -148,17 +153,14 @@ final class LogFile {
     /// `log` becomes `log.1` (replacing the older one) and a new `log` starts.
     private func rotate() {
         flush()
-        close(fd)
+        if fd >= 0 { close(fd) }
         if rename(path, rotatedPath) != 0 {
             // Could not keep it: start over rather than grow past the budget.
             unlink(path)
         }
+        // If this fails, flush() tries again; until then records are counted as lost.
         fd = Posix.openAppend(path)
         size = 0
-        if fd < 0 {
-            // Keep the relay alive; writes fail and are counted until the next rotation.
-            failedWrites += 1
-        }
     }
 
     private static func decimalLength(_ value: Int64) -> Int {
@@ -197,7 +199,8 @@ final class LogRelay {
     private var bucket: TokenBucket
     private let linesPerSecond: Int
     private var dropped = 0
-    private var lastNotice: Int64 = .min
+    /// When the last notice of dropped lines was written (monotonic); nil before the first.
+    private var lastNotice: Int64?
 
     /// Notices of dropped lines come at most this often while a flood lasts.
     static let noticeInterval: Int64 = 1_000_000_000
@@ -219,7 +222,7 @@ final class LogRelay {
             dropped += 1
             return
         }
-        if dropped > 0, now - lastNotice >= Self.noticeInterval {
+        if dropped > 0, noticeDue(now) {
             notice(timestamp: timestamp, now: now)
         }
         _ = bucket.take()
@@ -235,7 +238,7 @@ final class LogRelay {
     /// Between reads: report drops once tokens are back.
     func tick(now: Int64) {
         bucket.refill(now: now)
-        if dropped > 0, bucket.tokens >= 1, now - lastNotice >= Self.noticeInterval {
+        if dropped > 0, bucket.tokens >= 1, noticeDue(now) {
             notice(timestamp: Posix.unixNanoseconds(), now: now)
         }
         file.flush()
@@ -245,6 +248,11 @@ final class LogRelay {
     func finish() {
         if dropped > 0 { notice(timestamp: Posix.unixNanoseconds(), now: Posix.monotonicNanoseconds()) }
         file.flush()
+    }
+
+    private func noticeDue(_ now: Int64) -> Bool {
+        guard let lastNotice else { return true }
+        return now - lastNotice >= Self.noticeInterval
     }
 
     private func notice(timestamp: Int64, now: Int64) {

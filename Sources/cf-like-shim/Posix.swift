@@ -61,14 +61,15 @@ enum Posix {
         return result
     }
 
-    /// Writes `text` to `path` through a temporary file and rename, so readers see all or nothing.
-    static func writeFileAtomically(_ path: String, _ text: String, mode: mode_t = 0o640) -> Int32? {
+    /// Writes `text` to `path` through a temporary file and rename, so readers see all or
+    /// nothing; with `durable`, the data is on disk before the rename.
+    static func writeFileAtomically(_ path: String, _ text: String, mode: mode_t = 0o640, durable: Bool = false) -> Int32? {
         let temporary = path + ".tmp"
         let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode)
         guard fd >= 0 else { return errno }
         let wrote = writeAll(fd, text)
         let saved = errno
-        _ = fsync(fd)
+        if durable { _ = fsync(fd) }
         close(fd)
         guard wrote else {
             unlink(temporary)

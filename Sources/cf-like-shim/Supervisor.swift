@@ -29,11 +29,10 @@ final class OutputPipe {
             let count = read(fd, scratch.baseAddress, scratch.count)
             if count < 0 {
                 if errno == EINTR { continue }
-                if errno != EAGAIN { atEOF = true }
+                if errno != EAGAIN { finish(into: relay) }
                 return
             }
             if count == 0 {
-                atEOF = true
                 finish(into: relay)
                 return
             }
@@ -47,8 +46,9 @@ final class OutputPipe {
         }
     }
 
-    /// Emits an unfinished last line.
+    /// Stops reading and emits an unfinished last line.
     func finish(into relay: LogRelay) {
+        atEOF = true
         let timestamp = Posix.unixNanoseconds()
         let now = Posix.monotonicNanoseconds()
         splitter.finish { line in relay.appLine(line, tag: tag, timestamp: timestamp, now: now) }
@@ -68,6 +68,8 @@ final class Supervisor {
     /// Exit status of the container's init, once reaped.
     private(set) var containerStatus: Int32?
     private var containerPID: pid_t = -1
+    /// How long runc create and runc start took, for the shim's own log.
+    private(set) var startTimings = ""
 
     /// Poll interval of the loop.
     static let pollMilliseconds: Int32 = 250
@@ -108,7 +110,9 @@ final class Supervisor {
         defer { close(devNull) }
         let runcLog = options.stateDir + "/runc.log"
         let pidFile = options.stateDir + "/pid"
+        // A state directory used before must not report the old container's end or pid.
         unlink(pidFile)
+        unlink(options.stateDir + "/exit")
 
         // create: the container inherits runc's stdio, so runc gets the pipes; its own
         // complaints land on the stderr pipe too, and are kept for the failure message.
@@ -146,6 +150,7 @@ final class Supervisor {
             cleanUp()
             throw ShimFailure("runc start \(start.outcome): \(reason)")
         }
+        startTimings = "runc create \(create.elapsedNanoseconds / 1_000_000) ms, runc start \(start.elapsedNanoseconds / 1_000_000) ms"
         // Only the container holds the write ends now, so EOF means it closed them.
         for fd in writeEnds { close(fd) }
         writeEnds = []
@@ -176,6 +181,8 @@ final class Supervisor {
         var timedOut: Bool
         /// What it printed, when captured (the last ``Supervisor/tailBytes``).
         var output: [UInt8]
+        /// From spawn to reaping.
+        var elapsedNanoseconds: Int64
 
         var succeeded: Bool { status == 0 && !timedOut }
 
@@ -203,14 +210,16 @@ final class Supervisor {
             throw ShimFailure("cannot run \(options.runc): \(Posix.errnoText(-pid))")
         }
         var output: [UInt8]? = []
-        let deadline = Posix.monotonicNanoseconds() + Self.runcTimeout
+        let began = Posix.monotonicNanoseconds()
+        let deadline = began + Self.runcTimeout
         var timedOut = false
         while true {
             var status: Int32 = 0
             let reaped = waitpid(pid, &status, WNOHANG)
             if reaped == pid {
                 if let capture { drainCapture(capture.read, into: &output) }
-                return RuncResult(status: status, timedOut: timedOut, output: output ?? [])
+                return RuncResult(
+                    status: status, timedOut: timedOut, output: output ?? [], elapsedNanoseconds: Posix.monotonicNanoseconds() - began)
             }
             if reaped < 0, errno != EINTR {
                 throw ShimFailure("cannot wait for runc: \(Posix.errnoText(errno))")
@@ -239,13 +248,10 @@ final class Supervisor {
     func supervise() -> Int32 {
         var exitedAt: Int64 = 0
         while true {
-            if containerStatus == nil {
-                reapAll()
-                if containerStatus != nil { exitedAt = Posix.monotonicNanoseconds() }
-            } else {
-                reapAll()
-            }
+            let wasRunning = containerStatus == nil
+            reapAll()
             let now = Posix.monotonicNanoseconds()
+            if wasRunning, containerStatus != nil { exitedAt = now }
             if let status = containerStatus, (stdout.atEOF && stderr.atEOF) || now - exitedAt >= Self.drainAfterExit {
                 for pipe in [stdout, stderr] where !pipe.atEOF { pipe.finish(into: relay) }
                 relay.finish()

@@ -5,6 +5,9 @@ import Glibc
 // container's reaper and log relay, so the agent that launched it may restart freely.
 // See ShimOptions.usage for the command line and Containers' ContainerShim for the files.
 
+// Whatever the caller blocked or ignored (SIGCHLD included) must not hold for the shim.
+cflike_reset_signals()
+
 let arguments = Array(CommandLine.arguments.dropFirst())
 if arguments == ["--help"] || arguments == ["-h"] {
     Posix.writeAll(1, ShimOptions.usage)
@@ -38,7 +41,7 @@ do {
     let supervisor = try Supervisor(options: options)
     started = supervisor
     let pid = try supervisor.startContainer()
-    note("container started, init pid \(pid)")
+    note("container started, init pid \(pid) (\(supervisor.startTimings))")
     report("started \(pid)")
 } catch {
     note("failed: \(error.reason)")
@@ -54,9 +57,12 @@ let status = supervisor.supervise()
 let verdict = Posix.describe(waitStatus: status)
 var now = timespec()
 clock_gettime(CLOCK_REALTIME, &now)
-if let failure = Posix.writeFileAtomically(options.stateDir + "/exit", "\(verdict) \(now.tv_sec)\n") {
+if let failure = Posix.writeFileAtomically(options.stateDir + "/exit", "\(verdict) \(now.tv_sec)\n", durable: true) {
     note("cannot write exit file: \(Posix.errnoText(failure))")
     exit(1)
+}
+if supervisor.relay.file.failedWrites > 0 {
+    note("\(supervisor.relay.file.failedWrites) writes to the log failed; their lines are lost")
 }
 note("container \(verdict)")
 exit(0)

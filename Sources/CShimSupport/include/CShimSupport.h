@@ -16,11 +16,16 @@ int cflike_set_parent_death_signal(int signal);
 /// kernel lacks it). Returns 0 or -1 with errno set.
 int cflike_close_from(int lowfd);
 
-/// Starts `path` with `argv` (NULL-terminated) through posix_spawn: `stdin_fd`, `stdout_fd`
-/// and `stderr_fd` become its 0, 1 and 2, every other descriptor is closed, all signal
-/// dispositions are reset to default and the signal mask is emptied, so nothing the caller
-/// ignores or blocks is inherited by the program (or by a container it starts).
-/// Returns the child's pid, or -errno when it could not be started.
+/// Resets every ignored signal to its default disposition (glibc's internal signals included;
+/// installed handlers stay) and empties the signal mask, so the process starts from a clean slate whatever its parent
+/// blocked or ignored (a parent's worker thread often blocks nearly everything).
+void cflike_reset_signals(void);
+
+/// Starts `path` with `argv` (NULL-terminated) by fork and execve: `stdin_fd`, `stdout_fd`
+/// and `stderr_fd` become its 0, 1 and 2, every other descriptor is closed, every signal
+/// disposition (glibc's internal ones included) is reset to default and the signal mask is
+/// emptied, so nothing the caller ignores or blocks is inherited by the program (or by a
+/// container it starts). Returns the child's pid, or -errno when it could not be started.
 pid_t cflike_spawn(const char *path, char *const argv[], int stdin_fd, int stdout_fd, int stderr_fd);
 
 /// Installs a SIGCHLD handler that writes one byte to a non-blocking, close-on-exec pipe
