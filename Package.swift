@@ -131,6 +131,7 @@ let package = Package(
                 "PlatformClient",
                 "PlatformModels",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -227,7 +228,14 @@ let package = Package(
         ),
         .testTarget(
             name: "ExecutionAgentTests",
-            dependencies: ["ExecutionAgent", "Containers", "PlatformModels", "TestSupport"],
+            dependencies: [
+                "ExecutionAgent",
+                "Containers",
+                "PlatformModels",
+                "TestSupport",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -63,7 +63,7 @@ public struct CgroupReader: Sendable {
     /// Counters of a cgroup that has the same path in every hierarchy (runc's absolute
     /// `cgroupsPath`, e.g. `/cf-like/<id>`).
     public func stats(cgroupPath: String) throws -> CgroupStats {
-        try stats(paths: ["memory": cgroupPath, "pids": cgroupPath, "": cgroupPath])
+        try stats(paths: ["memory": cgroupPath, "pids": cgroupPath, "cpuacct": cgroupPath, "": cgroupPath])
     }
 
     /// Counters of a live process's cgroups.
@@ -86,7 +86,8 @@ public struct CgroupReader: Sendable {
                 memoryFailCount: events["max"],
                 oomKillCount: events["oom_kill"],
                 pidsCurrent: Self.number(read(dir + "/pids.current")),
-                pidsLimit: Self.number(read(dir + "/pids.max"))
+                pidsLimit: Self.number(read(dir + "/pids.max")),
+                cpuUsageNanos: Self.keyedValues(read(dir + "/cpu.stat"))["usage_usec"].map { $0 * 1000 }
             )
         case .legacy, .hybrid:
             guard let memoryPath = paths["memory"] else { throw ContainerError(.notFound, "no memory cgroup path given") }
@@ -104,7 +105,10 @@ public struct CgroupReader: Sendable {
                     .compactMap(Self.number).max(),
                 oomKillCount: oomControl["oom_kill"],
                 pidsCurrent: pids.flatMap { Self.number(read($0 + "/pids.current")) },
-                pidsLimit: pids.flatMap { Self.number(read($0 + "/pids.max")) }
+                pidsLimit: pids.flatMap { Self.number(read($0 + "/pids.max")) },
+                cpuUsageNanos: (paths["cpuacct"] ?? paths["cpu,cpuacct"]).flatMap { path in
+                    [root + "/cpuacct" + path, root + "/cpu,cpuacct" + path].lazy.compactMap { Self.number(self.read($0 + "/cpuacct.usage")) }.first
+                }
             )
         }
     }
@@ -158,12 +162,15 @@ public struct CgroupStats: Sendable, Equatable {
     public var pidsCurrent: UInt64?
     /// The task limit (nil when unlimited).
     public var pidsLimit: UInt64?
+    /// CPU time used by every task of the cgroup so far, in nanoseconds.
+    public var cpuUsageNanos: UInt64?
 
     /// A snapshot.
     public init(
         memoryUsageBytes: UInt64? = nil, memoryLimitBytes: UInt64? = nil, memoryPeakBytes: UInt64? = nil, memoryFailCount: UInt64? = nil,
-        oomKillCount: UInt64? = nil, pidsCurrent: UInt64? = nil, pidsLimit: UInt64? = nil
+        oomKillCount: UInt64? = nil, pidsCurrent: UInt64? = nil, pidsLimit: UInt64? = nil, cpuUsageNanos: UInt64? = nil
     ) {
+        self.cpuUsageNanos = cpuUsageNanos
         self.memoryUsageBytes = memoryUsageBytes
         self.memoryLimitBytes = memoryLimitBytes
         self.memoryPeakBytes = memoryPeakBytes

@@ -1,0 +1,81 @@
+import Foundation
+import NIOCore
+import NIOPosix
+import PlatformModels
+import Testing
+
+@testable import ExecutionAgent
+
+/// A loopback server answering every connection with a fixed response (or nothing).
+final class CannedServer: Sendable {
+    let channel: any Channel
+    var port: Int { channel.localAddress?.port ?? 0 }
+
+    init(response: String?) async throws {
+        channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelInitializer { child in
+                child.eventLoop.makeCompletedFuture {
+                    try child.pipeline.syncOperations.addHandler(Responder(response: response))
+                }
+            }
+            .bind(host: "127.0.0.1", port: 0).get()
+    }
+
+    func close() async { try? await channel.close() }
+
+    final class Responder: ChannelInboundHandler, Sendable {
+        typealias InboundIn = ByteBuffer
+        let response: String?
+        init(response: String?) { self.response = response }
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            guard let response else { return }
+            context.writeAndFlush(NIOAny(ByteBuffer(string: response)), promise: nil)
+            context.close(promise: nil)
+        }
+    }
+}
+
+@Suite struct HealthProbeTests {
+    let probe = HealthProbe()
+
+    @Test func portCheckPassesOnAListenerAndFailsOnAClosedPort() async throws {
+        let server = try await CannedServer(response: nil)
+        let port = server.port
+        #expect(await probe.check(HealthCheckSpec(type: .port), address: "127.0.0.1", port: port) == .healthy)
+        await server.close()
+        let outcome = await probe.check(HealthCheckSpec(type: .port), address: "127.0.0.1", port: port)
+        guard case .unhealthy(let words) = outcome else { Issue.record("closed port passed"); return }
+        #expect(words.contains("Failed to make TCP connection to port \(port)"))
+    }
+
+    @Test func httpCheckNeeds200() async throws {
+        let ok = try await CannedServer(response: "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+        let bad = try await CannedServer(response: "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n")
+        defer { Task { await ok.close(); await bad.close() } }
+        #expect(await probe.check(HealthCheckSpec(type: .http, endpoint: "/health"), address: "127.0.0.1", port: ok.port) == .healthy)
+        let outcome = await probe.check(HealthCheckSpec(type: .http, endpoint: "/health"), address: "127.0.0.1", port: bad.port)
+        #expect(outcome == .unhealthy("Failed to get HTTP 200 from /health: got 503"))
+    }
+
+    @Test func httpCheckTimesOutOnASilentServer() async throws {
+        let silent = try await CannedServer(response: nil)
+        defer { Task { await silent.close() } }
+        let started = ContinuousClock.now
+        let outcome = await probe.check(HealthCheckSpec(type: .http, invocationTimeoutSeconds: 1), address: "127.0.0.1", port: silent.port)
+        #expect(ContinuousClock.now - started < .seconds(3))
+        guard case .unhealthy = outcome else { Issue.record("silent server passed"); return }
+    }
+
+    @Test func endpointIsNormalised() {
+        #expect(HealthProbe.normalisedPath(nil) == "/")
+        #expect(HealthProbe.normalisedPath("health") == "/")
+        #expect(HealthProbe.normalisedPath("/a b") == "/")
+        #expect(HealthProbe.normalisedPath("/x\r\nHost: evil") == "/")
+        #expect(HealthProbe.normalisedPath("/status?full=1") == "/status?full=1")
+    }
+
+    @Test func processChecksNeedNoProbe() async {
+        #expect(await probe.check(HealthCheckSpec(type: .process), address: "192.0.2.1", port: 1) == .healthy)
+    }
+}

@@ -1,4 +1,0 @@
-import Testing
-@testable import ExecutionAgent
-
-@Test func moduleLinks() { _ = ExecutionAgentModule.self }
