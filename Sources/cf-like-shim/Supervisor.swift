@@ -170,7 +170,14 @@ final class Supervisor {
         }
         for fd in writeEnds { close(fd) }
         writeEnds = []
+        // delete killed the container's init, which is the shim's child by now: reap it here,
+        // or it would linger as a zombie of whoever inherits it.
+        let deadline = Posix.monotonicNanoseconds() + Self.drainAfterExit
         reapAll()
+        while containerPID > 0, containerStatus == nil, Posix.monotonicNanoseconds() < deadline {
+            pump(timeout: 20, extra: nil)
+            reapAll()
+        }
     }
 
     /// How a runc invocation ended.

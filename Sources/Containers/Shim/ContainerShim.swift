@@ -152,7 +152,9 @@ public struct ContainerShim: Sendable {
     /// After a timed-out launch: the shim and whatever it created go.
     private func abandon(id: String, stateDir: String) async {
         if Self.shimAlive(stateDir: stateDir), let pid = Self.shimPID(stateDir: stateDir) {
-            kill(pid, SIGKILL)
+            // The shim leads its own session and process group, which holds the runc it waits
+            // for: kill them together so no half-finished runc is left running.
+            kill(-pid, SIGKILL)
         }
         do {
             try await runc.delete(id: id, force: true)
