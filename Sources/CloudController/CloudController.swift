@@ -15,6 +15,8 @@ struct Services: Sendable {
     let metrics: PrometheusCollectorRegistry
     let threadPool: NIOThreadPool
     let blobstore: Blobstore
+    /// Wakes long-polls and log streams on NOTIFY (one LISTEN connection per controller).
+    let feed: ChangeFeed
     let logger: Logger
 
     /// Absolute URL of an API path.
@@ -62,7 +64,8 @@ public enum CloudController {
     /// Migrations run before the server binds.
     public static func makeApplication(config: ControllerConfig, pool: PostgresPool, threadPool: NIOThreadPool,
                                        logger: Logger) -> some ApplicationProtocol {
-        let router = buildRouter(config: config, pool: pool, threadPool: threadPool, logger: logger)
+        let feed = ChangeFeed(pool: pool, logger: logger)
+        let router = buildRouter(config: config, pool: pool, threadPool: threadPool, feed: feed, logger: logger)
         var app = Application(
             router: router,
             configuration: .init(address: .hostname(config.listenHost, port: config.listenPort), serverName: "cf-like"),
@@ -70,6 +73,10 @@ public enum CloudController {
         app.addServices(BlobstoreJanitor(
             pool: pool, blobstore: Blobstore(root: config.blobstoreDirectory), threadPool: threadPool,
             interval: .seconds(config.blobstoreGCIntervalSeconds), grace: 3600, logger: logger))
+        app.addServices(
+            ChangeFeedService(feed: feed),
+            AgentMonitor(db: Database(pool: pool), interval: .seconds(config.agentHeartbeatIntervalSeconds),
+                         lostAfterSeconds: config.agentLostAfterSeconds, cfAPI: config.externalURL, logger: logger))
         app.beforeServerStarts {
             let applied = try await prepareDatabase(pool: pool, config: config, logger: logger)
             logger.info("database ready", metadata: ["migrations.applied": .stringConvertible(applied.count)])
@@ -80,6 +87,12 @@ public enum CloudController {
     /// The router with every route; tests drive it without sockets.
     public static func buildRouter(config: ControllerConfig, pool: PostgresPool, threadPool: NIOThreadPool,
                                    logger: Logger) -> Router<ControllerContext> {
+        buildRouter(config: config, pool: pool, threadPool: threadPool, feed: ChangeFeed(pool: pool, logger: logger), logger: logger)
+    }
+
+    /// The router with its change feed (which starts listening on first use).
+    static func buildRouter(config: ControllerConfig, pool: PostgresPool, threadPool: NIOThreadPool, feed: ChangeFeed,
+                            logger: Logger) -> Router<ControllerContext> {
         let db = Database(pool: pool)
         let issuer = config.externalURL + "/oauth/token"
         let tokens = TokenService(
@@ -88,7 +101,7 @@ public enum CloudController {
         let services = Services(
             config: config, db: db, body: JSONBody(maxBytes: config.maxRequestBodyBytes), tokens: tokens,
             metrics: PrometheusCollectorRegistry(), threadPool: threadPool,
-            blobstore: Blobstore(root: config.blobstoreDirectory), logger: logger)
+            blobstore: Blobstore(root: config.blobstoreDirectory), feed: feed, logger: logger)
 
         let router = Router(context: ControllerContext.self)
         router.add(middleware: RequestMiddleware(metrics: services.metrics, logger: logger))
@@ -110,9 +123,15 @@ public enum CloudController {
         PackagesController(services: services).register(v3)
         BuildpacksController(services: services).register(v3)
         DropletsController(services: services).register(v3)
+        ProcessStatsController(services: services).register(v3)
+        AppLogsController(services: services).register(v3)
 
         let internalGroup = router.group("internal").add(middleware: InternalAuthMiddleware(credential: Array(config.internalCredential.utf8)))
         InternalController(services: services).register(internalGroup)
+        AgentsController(services: services).register(internalGroup)
+        AppLogsController(services: services).registerInternal(internalGroup)
+        RouteTableController(services: services).register(internalGroup)
+        DropletDownloadController(services: services).register(internalGroup)
         return router
     }
 }

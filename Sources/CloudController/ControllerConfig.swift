@@ -33,6 +33,16 @@ public struct ControllerConfig: Sendable {
     public var maxPackageEntries: Int
     public var maxPackageCompressionRatio: Int
     public var blobstoreGCIntervalSeconds: Int
+    /// Log lines kept per app (the newest), across restarts and redeploys.
+    public var appLogLines: Int
+    /// How often agents are told to heartbeat (seconds).
+    public var agentHeartbeatIntervalSeconds: Int
+    /// An agent silent this long is marked lost: its instances are placed elsewhere and leave the route table.
+    public var agentLostAfterSeconds: Int
+    /// Largest body accepted on `/internal/` (heartbeats, log batches), in bytes.
+    public var maxInternalBodyBytes: Int
+    /// Seconds between keep-alive lines on a followed log stream.
+    public var logStreamKeepaliveSeconds: Int
 
     /// Reads the keys; errors name the key at fault.
     public init(document: ConfigDocument) throws {
@@ -83,6 +93,11 @@ public struct ControllerConfig: Sendable {
         maxPackageEntries = try document.int("controller.max_package_entries", default: 100_000, range: 1...10_000_000)
         blobstoreGCIntervalSeconds = try document.int("controller.blobstore_gc_interval_seconds", default: 3600, range: 10...604_800)
         maxPackageCompressionRatio = try document.int("controller.max_package_compression_ratio", default: 200, range: 2...100_000)
+        appLogLines = try document.int("controller.app_log_lines", default: 1000, range: 1...1_000_000)
+        agentHeartbeatIntervalSeconds = try document.int("controller.agent_heartbeat_interval_seconds", default: 10, range: 1...300)
+        agentLostAfterSeconds = try document.int("controller.agent_lost_after_seconds", default: 30, range: 2...86400)
+        maxInternalBodyBytes = try document.int("controller.max_internal_body_bytes", default: 8 << 20, range: 65536...(256 << 20))
+        logStreamKeepaliveSeconds = try document.int("controller.log_stream_keepalive_seconds", default: 15, range: 1...300)
     }
 
     /// key=value conninfo for the private cluster; values quoted so paths with spaces work.

@@ -223,6 +223,7 @@ struct AppsController {
         let job = try await services.db.write { conn in
             let row = try Self.loadForWrite(conn, guid: guid, actor: actor)
             let (space, org) = try Self.spaceAndOrg(conn, row)
+            try Placement.release(conn, app: guid)
             try conn.query("DELETE FROM apps WHERE guid = $1", [guid])
             try Self.bumpRoutes(conn)
             try AuditLog.record(conn, "audit.app.delete-request", actor: actor,
@@ -235,6 +236,7 @@ struct AppsController {
     private func setState(_ request: Request, _ context: ControllerContext, state: String, event: String) async throws -> Response {
         let actor = try context.requireActor()
         let guid = try services.guidParameter(context, resource: "App")
+        let cfAPI = services.config.externalURL
         let row = try await services.db.write { conn in
             let row = try Self.loadForWrite(conn, guid: guid, actor: actor)
             if state == "STARTED", try row.decode("droplet_guid", as: String?.self) == nil {
@@ -243,6 +245,7 @@ struct AppsController {
             let rows = try conn.query(
                 "UPDATE apps SET state = $2, updated_at = now() WHERE guid = $1 RETURNING \(Self.columns)", [guid, state])
             try conn.query("UPDATE processes SET version = $2, updated_at = now() WHERE app_guid = $1", [guid, Rows.newGuid()])
+            try Placement.converge(conn, apps: [guid], cfAPI: cfAPI)
             let (space, org) = try Self.spaceAndOrg(conn, row)
             try AuditLog.record(conn, event, actor: actor, target: .init(guid: guid, type: "app", name: try row.decode("name")),
                                 spaceGuid: space, organizationGuid: org)

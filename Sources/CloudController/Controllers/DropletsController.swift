@@ -153,10 +153,12 @@ struct DropletsController {
     @Sendable func delete(_ request: Request, context: ControllerContext) async throws -> Response {
         let actor = try context.requireActor()
         let guid = try services.guidParameter(context, resource: "Droplet")
+        let cfAPI = services.config.externalURL
         let job = try await services.db.write { conn in
-            let (_, roles) = try Self.load(conn, guid: guid, actor: actor)
+            let (row, roles) = try Self.load(conn, guid: guid, actor: actor)
             guard roles.isSpaceDeveloper else { throw APIError.notAuthorized() }
             try conn.query("DELETE FROM droplets WHERE guid = $1", [guid])
+            try Placement.converge(conn, apps: [try row.decode("app_guid")], cfAPI: cfAPI)
             return try Services.completedJob(conn, operation: "droplet.delete", actor: actor)
         }
         return services.accepted(job: job)
@@ -197,6 +199,7 @@ struct DropletsController {
             throw APIError.unprocessable("Unable to assign current droplet. Ensure the droplet exists and belongs to this app.")
         }
         let dropletGuid = droplet.lowercased()
+        let cfAPI = services.config.externalURL
         try await services.db.write { conn in
             let appRow = try AppsController.loadForWrite(conn, guid: app, actor: actor)
             guard let row = try conn.query("SELECT state FROM droplets WHERE guid = $1 AND app_guid = $2", [dropletGuid, app]).first else {
@@ -211,6 +214,7 @@ struct DropletsController {
                                 target: .init(guid: app, type: "app", name: try appRow.decode("name")), spaceGuid: space,
                                 organizationGuid: org, data: ["request": .object(["droplet_guid": .string(dropletGuid)])])
             try AppsController.bumpRoutes(conn)
+            try Placement.converge(conn, apps: [app], cfAPI: cfAPI)
         }
         return try JSONResponse.make(relationship(app, dropletGuid))
     }

@@ -151,6 +151,7 @@ struct ProcessesController {
             }
         }
         try Self.validateHealthCheck(body.healthCheck)
+        let cfAPI = services.config.externalURL
         let row = try await services.db.write { conn in
             let (row, roles) = try Self.load(conn, guid: t.guid, app: t.app, type: t.type, actor: actor)
             guard roles.isSpaceDeveloper else { throw APIError.notAuthorized() }
@@ -171,6 +172,7 @@ struct ProcessesController {
                 [guid, command, hcType, endpoint, body.healthCheck?.data?.timeout, body.healthCheck?.data?.invocationTimeout,
                  Rows.json(metadata.labels), Rows.json(metadata.annotations)])
             try Self.audit(conn, "audit.app.process.update", actor: actor, process: row, data: [:])
+            try Placement.converge(conn, apps: [try row.decode("app_guid")], cfAPI: cfAPI)
             return rows.rows[0]
         }
         return try JSONResponse.make(try resource(row))
@@ -204,6 +206,7 @@ struct ProcessesController {
         if let d = body.diskInMB, !(1...config.maxDiskMB).contains(d) {
             throw APIError.unprocessable("Disk in mb must be between 1 and \(config.maxDiskMB)")
         }
+        let cfAPI = config.externalURL
         let row = try await services.db.write { conn in
             let (row, roles) = try Self.load(conn, guid: t.guid, app: t.app, type: t.type, actor: actor)
             guard roles.isSpaceDeveloper else { throw APIError.notAuthorized() }
@@ -219,6 +222,7 @@ struct ProcessesController {
             if let m = body.memoryInMB { data["memory_in_mb"] = .int(m) }
             if let d = body.diskInMB { data["disk_in_mb"] = .int(d) }
             try Self.audit(conn, "audit.app.process.scale", actor: actor, process: row, data: ["request": .object(data)])
+            try Placement.converge(conn, apps: [try row.decode("app_guid")], cfAPI: cfAPI)
             try AppsController.bumpRoutes(conn)
             return rows.rows[0]
         }

@@ -7,7 +7,127 @@ enum Schema {
         Migration(version: 2, name: "packages", sql: packages),
         Migration(version: 3, name: "buildpacks", sql: buildpacks),
         Migration(version: 4, name: "droplets", sql: droplets),
+        Migration(version: 5, name: "agents", sql: agents),
     ]
+
+    /// Execution agents, the instances placed on them (desired), what they report (actual) and
+    /// app logs. Any change to an agent's instances bumps its `assignments_version` and wakes its
+    /// long-poll (`NOTIFY cflike_assignments`, payload the agent id), whatever made the change:
+    /// placement, or a cascade from deleting an app, space or organization.
+    private static let agents = """
+    CREATE TABLE agents (
+        id text PRIMARY KEY CHECK (id ~ '^[a-z0-9][a-z0-9.-]{0,62}$'),
+        host_address text NOT NULL,
+        capacity_memory_mb integer NOT NULL CHECK (capacity_memory_mb >= 0),
+        capacity_disk_mb integer NOT NULL CHECK (capacity_disk_mb >= 0),
+        capacity_instances integer NOT NULL CHECK (capacity_instances >= 0),
+        available_memory_mb integer NOT NULL CHECK (available_memory_mb >= 0),
+        available_disk_mb integer NOT NULL CHECK (available_disk_mb >= 0),
+        available_instances integer NOT NULL CHECK (available_instances >= 0),
+        stacks text[] NOT NULL DEFAULT '{}',
+        agent_version text NOT NULL DEFAULT '',
+        state text NOT NULL DEFAULT 'active' CHECK (state IN ('active', 'lost')),
+        assignments_version bigint NOT NULL DEFAULT 1,
+        registered_at timestamptz NOT NULL DEFAULT now(),
+        last_heartbeat_at timestamptz NOT NULL DEFAULT now()
+    );
+
+    -- Desired placement. `spec` is the assignment as the agent receives it, fixed when the
+    -- instance is created (environment, command, limits change at the next restart, as in CF).
+    -- droplet_guid has no foreign key: a deleted droplet leaves its instances for placement to replace.
+    CREATE TABLE instances (
+        guid uuid PRIMARY KEY,
+        process_guid uuid NOT NULL REFERENCES processes(guid) ON DELETE CASCADE,
+        app_guid uuid NOT NULL REFERENCES apps(guid) ON DELETE CASCADE,
+        index integer NOT NULL CHECK (index >= 0),
+        agent_id text REFERENCES agents(id) ON DELETE SET NULL,
+        process_version uuid NOT NULL,
+        droplet_guid uuid NOT NULL,
+        memory_mb integer NOT NULL,
+        disk_mb integer NOT NULL,
+        spec jsonb NOT NULL,
+        created_at timestamptz NOT NULL DEFAULT now(),
+        CONSTRAINT instances_index_unique UNIQUE (process_guid, index)
+    );
+    CREATE INDEX instances_agent ON instances(agent_id);
+    CREATE INDEX instances_app ON instances(app_guid);
+
+    CREATE FUNCTION cflike_bump_agents(ids text[]) RETURNS void LANGUAGE plpgsql AS $$
+    DECLARE
+        agent text;
+    BEGIN
+        -- One agent at a time in id order, so concurrent bumps lock rows in the same order.
+        FOR agent IN SELECT DISTINCT u FROM unnest(ids) AS u WHERE u IS NOT NULL ORDER BY 1 LOOP
+            UPDATE agents SET assignments_version = assignments_version + 1 WHERE id = agent;
+            PERFORM pg_notify('cflike_assignments', agent);
+        END LOOP;
+    END $$;
+
+    CREATE FUNCTION cflike_instances_inserted() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        PERFORM cflike_bump_agents(ARRAY(SELECT agent_id FROM new_rows));
+        RETURN NULL;
+    END $$;
+    CREATE FUNCTION cflike_instances_deleted() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        PERFORM cflike_bump_agents(ARRAY(SELECT agent_id FROM old_rows));
+        RETURN NULL;
+    END $$;
+    CREATE FUNCTION cflike_instances_updated() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        PERFORM cflike_bump_agents(ARRAY(
+            SELECT o.agent_id FROM old_rows o JOIN new_rows n ON n.guid = o.guid
+              WHERE o.agent_id IS DISTINCT FROM n.agent_id OR o.spec IS DISTINCT FROM n.spec
+            UNION ALL
+            SELECT n.agent_id FROM old_rows o JOIN new_rows n ON n.guid = o.guid
+              WHERE o.agent_id IS DISTINCT FROM n.agent_id OR o.spec IS DISTINCT FROM n.spec));
+        RETURN NULL;
+    END $$;
+    CREATE TRIGGER instances_inserted AFTER INSERT ON instances REFERENCING NEW TABLE AS new_rows
+        FOR EACH STATEMENT EXECUTE FUNCTION cflike_instances_inserted();
+    CREATE TRIGGER instances_deleted AFTER DELETE ON instances REFERENCING OLD TABLE AS old_rows
+        FOR EACH STATEMENT EXECUTE FUNCTION cflike_instances_deleted();
+    CREATE TRIGGER instances_updated AFTER UPDATE ON instances REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+        FOR EACH STATEMENT EXECUTE FUNCTION cflike_instances_updated();
+
+    -- Actual state, as the agents last reported it (a heartbeat replaces its agent's rows).
+    -- No foreign keys to apps or processes: an agent may still run what was deleted.
+    CREATE TABLE instance_reports (
+        instance_guid uuid PRIMARY KEY,
+        agent_id text NOT NULL REFERENCES agents(id) ON DELETE CASCADE,
+        process_guid uuid NOT NULL,
+        app_guid uuid NOT NULL,
+        index integer NOT NULL,
+        state text NOT NULL CHECK (state IN ('STARTING', 'RUNNING', 'CRASHED', 'STOPPING', 'DOWN')),
+        host_port integer,
+        container_address text,
+        container_port integer NOT NULL,
+        since double precision NOT NULL,
+        uptime double precision NOT NULL DEFAULT 0,
+        cpu double precision NOT NULL DEFAULT 0,
+        mem bigint NOT NULL DEFAULT 0,
+        disk bigint NOT NULL DEFAULT 0,
+        mem_quota bigint NOT NULL DEFAULT 0,
+        disk_quota bigint NOT NULL DEFAULT 0,
+        crash_count integer NOT NULL DEFAULT 0,
+        details text,
+        updated_at timestamptz NOT NULL DEFAULT now()
+    );
+    CREATE INDEX instance_reports_agent ON instance_reports(agent_id);
+    CREATE INDEX instance_reports_process ON instance_reports(process_guid);
+
+    -- The newest lines of each app (controller.app_log_lines), kept across restarts.
+    CREATE TABLE app_log_lines (
+        id bigserial PRIMARY KEY,
+        app_guid uuid NOT NULL REFERENCES apps(guid) ON DELETE CASCADE,
+        timestamp bigint NOT NULL,
+        source_type text NOT NULL,
+        source_instance text NOT NULL,
+        message_type text NOT NULL CHECK (message_type IN ('OUT', 'ERR')),
+        message text NOT NULL
+    );
+    CREATE INDEX app_log_lines_app ON app_log_lines(app_guid, id);
+    """
 
     private static let droplets = """
     CREATE TABLE droplets (
