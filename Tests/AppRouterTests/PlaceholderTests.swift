@@ -1,4 +1,0 @@
-import Testing
-@testable import AppRouter
-
-@Test func moduleLinks() { _ = AppRouterModule.self }
