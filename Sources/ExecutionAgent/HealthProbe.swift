@@ -54,6 +54,8 @@ public struct HealthProbe: Sendable {
                 try? await channel.close()
                 return status == 200 ? .healthy : .unhealthy("Failed to get HTTP 200 from \(path): got \(status)")
             } catch {
+                // A failed connect never reached the handler; its promise must still be completed.
+                collector.promise.fail(error)
                 return .unhealthy("Failed to get HTTP 200 from \(path): \(Self.words(error))")
             }
         }

@@ -21,7 +21,7 @@ struct CFLikeServer: AsyncParsableCommand {
               cf-like-server controller --config config/cf-like.yaml
             """,
         version: PlatformVersion.current,
-        subcommands: [Controller.self, All.self, Migrate.self, BootstrapAdmin.self])
+        subcommands: [Controller.self, Dea.self, All.self, Migrate.self, BootstrapAdmin.self])
 }
 
 /// Options every subcommand shares.
@@ -74,6 +74,21 @@ struct Controller: AsyncParsableCommand {
         let document = try options.document()
         let logger = options.logger("cf-like.controller", document: document)
         try await ComponentRunner.run(components: ["controller"], document: document, pidFile: options.pidFile, logger: logger)
+    }
+}
+
+/// Runs the execution agent (DEA) until SIGTERM/SIGINT; its containers keep running after it.
+struct Dea: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "dea",
+        abstract: "Run the execution agent: app instances in runc containers on this host (needs root).",
+        discussion: "Example:\n  cf-like-server dea --config config/cf-like.yaml --pid-file var/run/dea.pid")
+    @OptionGroup var options: CommonOptions
+
+    func run() async throws {
+        let document = try options.document()
+        let logger = options.logger("cf-like.dea", document: document)
+        try await ComponentRunner.run(components: ["dea"], document: document, pidFile: options.pidFile, logger: logger)
     }
 }
 

@@ -1,4 +1,5 @@
 import CloudController
+import ExecutionAgent
 import Foundation
 import Hummingbird
 import Logging
@@ -10,7 +11,7 @@ import ServiceLifecycle
 /// Wires components into one ServiceGroup with graceful shutdown on SIGTERM/SIGINT.
 enum ComponentRunner {
     /// Every component `all` runs, in start order.
-    static let allComponents = ["controller"]
+    static let allComponents = ["controller", "dea"]
 
     static func run(components: [String], document: ConfigDocument, pidFile: String?, logger: Logger) async throws {
         if let pidFile {
@@ -31,6 +32,14 @@ enum ComponentRunner {
                 pools.append(pool)
                 services.append(CloudController.makeApplication(config: config, pool: pool, threadPool: threadPool, logger: logger))
                 logger.info("controller configured", metadata: ["listen": .string("\(config.listenHost):\(config.listenPort)")])
+            case "dea":
+                guard getuid() == 0 else {
+                    throw ConfigError("the execution agent needs root (runc, mounts, network namespaces, nftables)")
+                }
+                let config = try AgentConfig(document: document)
+                services.append(try AgentService(config: config, threadPool: threadPool, logger: logger))
+                logger.info("execution agent configured", metadata: [
+                    "agent": .string(config.agentID), "state_dir": .string(config.stateDirectory), "subnet": .string(config.subnet)])
             default:
                 throw ConfigError("unknown component '\(component)'")
             }

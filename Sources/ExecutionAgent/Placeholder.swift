@@ -1,2 +1,0 @@
-/// The execution agent (DEA).
-public enum ExecutionAgentModule {}
