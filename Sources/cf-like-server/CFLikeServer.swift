@@ -1,5 +1,6 @@
 import ArgumentParser
 import CloudController
+import ExecutionAgent
 import Foundation
 import Logging
 import NIOPosix
@@ -21,7 +22,8 @@ struct CFLikeServer: AsyncParsableCommand {
               cf-like-server controller --config config/cf-like.yaml
             """,
         version: PlatformVersion.current,
-        subcommands: [Controller.self, Dea.self, All.self, Migrate.self, BootstrapAdmin.self])
+        subcommands: [Controller.self, Dea.self, RouterCommand.self, All.self, Migrate.self, BootstrapAdmin.self,
+                      BenchContainerStart.self])
 }
 
 /// Options every subcommand shares.
@@ -89,6 +91,36 @@ struct Dea: AsyncParsableCommand {
         let document = try options.document()
         let logger = options.logger("cf-like.dea", document: document)
         try await ComponentRunner.run(components: ["dea"], document: document, pidFile: options.pidFile, logger: logger)
+    }
+}
+
+/// `ops/bench/container-start`: agent start → app running, beside bare `runc run /bin/true`.
+struct BenchContainerStart: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bench-container-start",
+        abstract: "Measure container starts through the execution agent against bare runc (needs root).",
+        shouldDisplay: false)
+
+    @Option(help: "Starts to measure of each kind.")
+    var runs = 50
+
+    @Option(help: "Scratch directory (removed afterwards).")
+    var workDirectory = "/tmp/cf-like-bench-container-start"
+
+    func run() async throws {
+        guard getuid() == 0 else { throw ValidationError("the benchmark needs root") }
+        LoggingSetup.bootstrap(level: "warning")
+        let result = try await ContainerStartBenchmark.run(runs: runs, workDirectory: workDirectory, logger: Logger(label: "bench"))
+        func row(_ name: String, _ values: [Double]) -> String {
+            let p50 = ContainerStartBenchmark.percentile(values, 50), p99 = ContainerStartBenchmark.percentile(values, 99)
+            return name.padding(toLength: 44, withPad: " ", startingAt: 0) + String(format: "%8.1f %8.1f", p50, p99)
+        }
+        print("container start over \(runs) runs (ms)              p50      p99")
+        print(row("agent: start request -> app process running", result.agentMillis))
+        print(row("bare: runc run /bin/true (same rootfs)", result.bareMillis))
+        let overhead = ContainerStartBenchmark.percentile(result.agentMillis, 50) - ContainerStartBenchmark.percentile(result.bareMillis, 50)
+        print(String(format: "overhead p50: %.1f ms (goal <= 100 ms); ratio p50: %.2fx", overhead,
+                     ContainerStartBenchmark.percentile(result.agentMillis, 50) / ContainerStartBenchmark.percentile(result.bareMillis, 50)))
     }
 }
 
