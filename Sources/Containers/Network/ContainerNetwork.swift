@@ -171,6 +171,13 @@ public actor ContainerNetwork {
         }
         let attachment = plan.attachment(id: id, slot: slot, hostPort: port)
         do {
+            try await removeLeftovers(of: attachment)
+        } catch {
+            slots.release(slot)
+            ports.release(port)
+            throw error
+        }
+        do {
             try await plumb(attachment)
         } catch {
             // The rollback runs in its own task so that a cancelled caller (which made the
@@ -196,16 +203,21 @@ public actor ContainerNetwork {
         return attachment
     }
 
+    /// The slot is free, so whatever carries its name is a leftover (a crash between creating
+    /// and recording): remove it rather than fail. Runs before ``plumb(_:)`` so that a refusal
+    /// here (an interface of that name that is not a veth) never reaches the rollback, which
+    /// would delete it.
+    private func removeLeftovers(of attachment: NetworkAttachment) async throws {
+        let name = attachment.hostInterface
+        guard host.interfaceExists(name) || host.namespaceExists(name) else { return }
+        logger.warning("removing a leftover veth or namespace of a free slot", metadata: ["network.interface": "\(name)"])
+        try await removeOurs(only: [name])
+    }
+
     /// Creates the attachment's pieces; the elements come first, so the veth never exists
     /// without the table's rules applying to it.
     private func plumb(_ attachment: NetworkAttachment) async throws {
         let name = attachment.hostInterface
-        if host.interfaceExists(name) || host.namespaceExists(name) {
-            // The slot is free, so whatever carries its name is a leftover (a crash between
-            // creating and recording): remove it rather than fail.
-            logger.warning("removing a leftover veth or namespace of a free slot", metadata: ["network.interface": "\(name)"])
-            try await removeOurs(only: [name])
-        }
         try await host.nftScript(
             NetworkRuleset.addElements(plan, attachment), purpose: "adding \(name) and host port \(attachment.hostPort) to the nftables table")
         try injectedFailure(after: .elements)
