@@ -23,7 +23,7 @@ struct CFLikeServer: AsyncParsableCommand {
             """,
         version: PlatformVersion.current,
         subcommands: [Controller.self, Dea.self, RouterCommand.self, All.self, Migrate.self, BootstrapAdmin.self,
-                      BenchContainerStart.self])
+                      DeaCleanup.self, BenchContainerStart.self])
 }
 
 /// Options every subcommand shares.
@@ -91,6 +91,31 @@ struct Dea: AsyncParsableCommand {
         let document = try options.document()
         let logger = options.logger("cf-like.dea", document: document)
         try await ComponentRunner.run(components: ["dea"], document: document, pidFile: options.pidFile, logger: logger)
+    }
+}
+
+/// Stops every instance of this host's agent and removes its network (ops/down).
+struct DeaCleanup: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "dea-cleanup",
+        abstract: "Stop every app instance on this host and remove the agent's network (run with the agent stopped; needs root).",
+        discussion: "Example:\n  cf-like-server dea-cleanup --config config/cf-like.yaml")
+    @OptionGroup var options: CommonOptions
+
+    func run() async throws {
+        guard getuid() == 0 else { throw ValidationError("dea-cleanup needs root") }
+        let document = try options.document()
+        let logger = options.logger("cf-like.dea", document: document)
+        let config = try AgentConfig(document: document)
+        let threadPool = NIOThreadPool(numberOfThreads: 2)
+        threadPool.start()
+        let agent = try ExecutionAgent(config: config, client: nil, threadPool: threadPool, logger: logger)
+        try await agent.prepare()
+        let count = await agent.reports().count
+        await agent.stopAll()
+        try await agent.teardownNetwork()
+        try await threadPool.shutdownGracefully()
+        print("stopped \(count) instance(s); removed the agent's network")
     }
 }
 
