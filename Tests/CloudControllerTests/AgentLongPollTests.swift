@@ -1,0 +1,63 @@
+import Foundation
+import PlatformModels
+import Testing
+
+@testable import CloudController
+
+extension ControllerIntegration {
+    @Suite struct AgentLongPoll {
+        @Test func anAppStartWakesTheAgentsLongPollAtOnce() async throws {
+            try await Platform.run { p in
+                let t = try await p.tenant("alice")
+                let registered = try await p.registerAgent("dea-1")
+                let app = try await p.app("web", space: t.space, token: t.token)
+                try await p.stagedDroplet(app: app, token: t.token)
+                let version = try await p.assignments("dea-1").version
+                #expect(version == registered.assignmentsVersion)
+
+                let clock = ContinuousClock()
+                let pollStart = clock.now
+                async let woken = p.assignments("dea-1", after: version, wait: 20)
+                try await Task.sleep(for: .milliseconds(300))  // the poll is parked by now
+                let started = try await p.post("/v3/apps/\(app)/actions/start", t.token, "{}")
+                let committed = clock.now
+                #expect(started.status == .ok)
+                let set = try await woken
+                let answered = clock.now
+                let delay = answered - committed
+                print("assignments long-poll answered \(delay) after the start's commit (\(answered - pollStart) in all)")
+                #expect(delay < .seconds(1), "the NOTIFY wakes the poll, not its timeout")
+                #expect(answered - pollStart >= .milliseconds(300), "it waited for the change")
+                #expect(set.version > version)
+                #expect(set.instances.count == 1)
+            }
+        }
+
+        @Test func aQuietLongPollAnswersAfterItsWaitWithTheSameVersion() async throws {
+            try await Platform.run { p in
+                try await p.registerAgent("dea-1")
+                let version = try await p.assignments("dea-1").version
+                let clock = ContinuousClock()
+                let start = clock.now
+                let set = try await p.assignments("dea-1", after: version, wait: 1)
+                let elapsed = clock.now - start
+                #expect(set.version == version)
+                #expect(set.instances.isEmpty)
+                #expect(elapsed >= .milliseconds(950) && elapsed < .seconds(3), "\(elapsed)")
+                // A different `after` answers at once.
+                let quick = clock.now
+                #expect(try await p.assignments("dea-1", after: version + 7, wait: 20).version == version)
+                #expect(clock.now - quick < .seconds(1))
+                // Another agent's change does not wake this one.
+                try await p.registerAgent("dea-2")
+                let other = clock.now
+                async let mine = p.assignments("dea-1", after: version, wait: 1)
+                try await Task.sleep(for: .milliseconds(200))
+                try await p.pool.query("UPDATE agents SET assignments_version = assignments_version + 1 WHERE id = 'dea-2'")
+                try await p.pool.notify(channel: AgentProtocol.assignmentsChannel, payload: "dea-2")
+                #expect(try await mine.version == version)
+                #expect(clock.now - other >= .milliseconds(950))
+            }
+        }
+    }
+}
