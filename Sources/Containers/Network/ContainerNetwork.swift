@@ -52,7 +52,7 @@ public actor ContainerNetwork {
 
     // MARK: Start
 
-    /// Gets the host ready when the agent starts.
+    /// Gets the host ready when its owner starts, fresh or after a restart.
     ///
     /// Refuses a subnet that overlaps a route, address or name server of the host; sets
     /// `net.ipv4.ip_forward` to 1 (and logs it) when it was not; removes every veth and

@@ -20,7 +20,7 @@ public struct ContainerNetworkConfig: Sendable, Equatable {
     /// Prefix of host-side veth and network namespace names (lowercase letters and digits,
     /// ending in a letter). Default `cfl`. With the slot number a name must fit 15 characters.
     public var interfacePrefix: String
-    /// The port a container's app listens on (`$PORT`). Default 8080.
+    /// The port a container's process listens on (its `$PORT`). Default 8080.
     public var containerPort: Int
     /// Destinations containers may never reach, even with ``allowOutbound``. Default the
     /// link-local range `169.254.0.0/16`, where cloud metadata services answer.

@@ -1,6 +1,6 @@
 /// One container's place on the network: its namespace, veth, addresses and host port.
 ///
-/// Codable so the agent can persist it and hand it back to ``ContainerNetwork/prepare(keeping:)``
+/// Codable so its owner can persist it and hand it back to ``ContainerNetwork/prepare(keeping:)``
 /// after a restart; every field is checked again then.
 public struct NetworkAttachment: Codable, Sendable, Equatable, Hashable {
     /// The container id it belongs to.
@@ -17,7 +17,7 @@ public struct NetworkAttachment: Codable, Sendable, Equatable, Hashable {
     public var containerAddress: String
     /// The host port forwarded to ``containerPort``.
     public var hostPort: Int
-    /// The port the app listens on inside the container.
+    /// The port the container's process listens on.
     public var containerPort: Int
 
     /// An attachment with every field given.

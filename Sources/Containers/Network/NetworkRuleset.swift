@@ -51,7 +51,7 @@ enum NetworkRuleset {
             "    meta nfproto ipv4 fib daddr type local dnat ip to tcp dport map @\(portMap)",
             "  }",
             // DNAT of locally generated connections cannot reach 127.0.0.0/8 (the source would
-            // stay a loopback address); a router on this host dials the container address.
+            // stay a loopback address); a client on this host dials the container address.
             "  chain output {",
             "    type nat hook output priority -100; policy accept;",
             "    ip daddr != 127.0.0.0/8 fib daddr type local dnat ip to tcp dport map @\(portMap)",
@@ -65,7 +65,7 @@ enum NetworkRuleset {
         lines += [
             "  }",
             // Nothing on the host answers a container, whatever address or port it dials;
-            // replies to the host's own connections (a router, a health check) pass.
+            // replies to the host's own connections (a proxy, a health check) pass.
             "  chain input {",
             "    type filter hook input priority 0; policy accept;",
             "    iifname \(ifs) ct state established,related accept",

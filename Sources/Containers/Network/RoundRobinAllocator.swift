@@ -1,7 +1,7 @@
 /// Hands out integers from a range, starting after the last one handed out.
 ///
 /// Round robin rather than lowest-free on purpose: a freed address or host port stays unused as
-/// long as possible, so a router still holding an old route, or a conntrack entry of the last
+/// long as possible, so a proxy still holding the old address, or a conntrack entry of the last
 /// tenant, does not meet a new container at once.
 struct RoundRobinAllocator: Sendable {
     let range: ClosedRange<Int>
