@@ -181,6 +181,29 @@ extension ControllerIntegration {
             }
         }
 
+        @Test func deletingTheCurrentDropletOrTheWholeSpaceTellsTheAgent() async throws {
+            try await Platform.run { p in
+                let t = try await p.tenant("alice")
+                try await p.registerAgent("dea-1")
+                let (app, _) = try await p.startedApp("one", t)
+                let droplet = try await p.get("/v3/apps/\(app)/droplets/current", t.token).guid
+                var set = try await p.assignments("dea-1")
+                #expect(set.instances.count == 1)
+                #expect(try await p.delete("/v3/droplets/\(droplet)", t.token).status == .accepted)
+                let afterDroplet = try await p.assignments("dea-1")
+                #expect(afterDroplet.instances.isEmpty && afterDroplet.version > set.version)
+
+                // A cascade (space -> apps -> processes -> instances) reaches the agent too.
+                _ = try await p.startedApp("two", t, instances: 2)
+                set = try await p.assignments("dea-1")
+                #expect(set.instances.count == 2)
+                #expect(try await p.delete("/v3/spaces/\(t.space)", p.adminToken).status == .accepted)
+                let afterSpace = try await p.assignments("dea-1")
+                #expect(afterSpace.instances.isEmpty && afterSpace.version > set.version)
+                #expect(try await p.count("instances") == 0)
+            }
+        }
+
         @Test func aSilentAgentIsLostAndItsInstancesMove() async throws {
             try await Platform.run { p in
                 let t = try await p.tenant("alice")
@@ -189,8 +212,12 @@ extension ControllerIntegration {
                 let onA = try #require(try await p.assignments("dea-a").instances.first)
                 try await p.registerAgent("dea-b", memoryMB: 1024)
                 #expect(try await p.assignments("dea-b").instances.isEmpty)
+                let route = try await p.route("lost", space: t.space, token: t.token)
+                #expect(try await p.post("/v3/routes/\(route.guid)/destinations", t.token,
+                                         #"{"destinations":[{"app":{"guid":"\#(onA.appGUID)"}}]}"#).status == .ok)
                 #expect(try await p.heartbeat("dea-a", [Platform.running(onA, port: 61001)]).status == .ok)
                 let table = try await p.routeTable()
+                #expect(table.routes.first { $0.routeGUID == route.guid }?.backends.count == 1)
 
                 try await p.pool.query("UPDATE agents SET last_heartbeat_at = now() - interval '1 hour' WHERE id = 'dea-a'")
                 let lost = try await AgentMonitor.sweep(Database(pool: p.pool), lostAfterSeconds: 30, cfAPI: Platform.baseURL)
@@ -198,7 +225,9 @@ extension ControllerIntegration {
                 #expect(try await p.assignments("dea-a").instances.isEmpty)
                 let moved = try #require(try await p.assignments("dea-b").instances.first)
                 #expect(moved.index == 0 && moved.instanceGUID != onA.instanceGUID)
-                #expect(try await p.routeTable().version > table.version)
+                let afterLoss = try await p.routeTable()
+                #expect(afterLoss.version > table.version)
+                #expect(afterLoss.routes.first { $0.routeGUID == route.guid }?.backends.isEmpty == true)
                 #expect(try await p.stats(process, t.token).first?["state"] as? String == "STARTING")
                 // The lost agent must register again.
                 #expect(try await p.heartbeat("dea-a", []).status == .notFound)
