@@ -33,6 +33,40 @@ extension ControllerIntegration {
             }
         }
 
+        @Test func parkedLongPollsHoldNoDatabaseConnection() async throws {
+            try await Platform.run { p in
+                // The harness's pool has 4 connections; 32 parked polls must not starve anyone.
+                let t = try await p.tenant("alice")
+                for i in 0..<8 { try await p.registerAgent("dea-\(i)", memoryMB: 256) }
+                let version = try await p.assignments("dea-0").version
+                let routes = try await p.routeTable().version
+                let clock = ContinuousClock()
+                try await withThrowingTaskGroup(of: (agent: Int, routes: Int).self) { group in
+                    for i in 0..<24 {
+                        group.addTask { (try await p.assignments("dea-\(i % 8)", after: version, wait: 20).instances.count, 0) }
+                    }
+                    for _ in 0..<8 {
+                        group.addTask { (0, try await p.routeTable(after: routes, wait: 20).version > routes ? 1 : 0) }
+                    }
+                    try await Task.sleep(for: .milliseconds(300))
+                    let busy = clock.now
+                    #expect(try await p.get("/v3/apps", t.token).status == .ok)
+                    #expect(clock.now - busy < .seconds(1), "an ordinary request is served while polls are parked")
+                    // Eight instances of 256 MB on eight agents of 256 MB: one each, so every poll wakes.
+                    let woke = clock.now
+                    _ = try await p.startedApp("web", t, instances: 8)
+                    var assigned = 0, routers = 0
+                    for try await answer in group {
+                        assigned += answer.agent
+                        routers += answer.routes
+                    }
+                    #expect(assigned == 24, "each parked agent poll answered with its agent's one instance")
+                    #expect(routers == 8, "each parked router poll answered with a newer table")
+                    #expect(clock.now - woke < .seconds(5))
+                }
+            }
+        }
+
         @Test func aQuietLongPollAnswersAfterItsWaitWithTheSameVersion() async throws {
             try await Platform.run { p in
                 try await p.registerAgent("dea-1")
