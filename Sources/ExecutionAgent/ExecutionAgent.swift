@@ -569,13 +569,17 @@ public actor ExecutionAgent {
         guard !lines.isEmpty else { return }
         let cellCount = only == nil ? cellLines.count : 0
         if let client {
-            do {
-                for chunk in stride(from: 0, to: lines.count, by: 1000) {
-                    try await client.ship(logs: Array(lines[chunk..<min(chunk + 1000, lines.count)]))
+            for batch in Self.batches(of: lines) {
+                do {
+                    try await client.ship(logs: batch)
+                } catch let failure as ComponentClient.Failure where (400..<500).contains(failure.statusCode ?? 0) {
+                    // Refused for good (too large, malformed): retrying would wedge every later line.
+                    logger.warning("the controller refused a log batch; dropping it", metadata: [
+                        "lines": "\(batch.count)", "error": "\(failure)"])
+                } catch {
+                    logger.debug("log shipping failed; will retry", metadata: ["error": "\(error)"])
+                    return
                 }
-            } catch {
-                logger.debug("log shipping failed; will retry", metadata: ["error": "\(error)"])
-                return
             }
         }
         logObserver?(lines)
@@ -588,6 +592,25 @@ public actor ExecutionAgent {
                 try? runner.persist(record)
             }
         }
+    }
+
+    /// Batches within the CC's limits: at most 1000 lines and about 4 MiB of messages each.
+    static func batches(of lines: [LogLine]) -> [[LogLine]] {
+        var result: [[LogLine]] = []
+        var current: [LogLine] = []
+        var bytes = 0
+        for line in lines {
+            let size = line.message.utf8.count + 200
+            if !current.isEmpty && (current.count >= 1000 || bytes + size > 4 << 20) {
+                result.append(current)
+                current = []
+                bytes = 0
+            }
+            current.append(line)
+            bytes += size
+        }
+        if !current.isEmpty { result.append(current) }
+        return result
     }
 
     // MARK: Reporting

@@ -117,3 +117,21 @@ import Testing
         #expect((try? String(contentsOfFile: dir + "/app/term", encoding: .utf8)) == "got-term\n")
     }
 }
+
+@Suite struct LogBatchingTests {
+    func line(_ size: Int) -> LogLine {
+        LogLine(appGUID: "a", timestamp: 0, sourceType: "APP/PROC/WEB", sourceInstance: "0", messageType: .out,
+                message: String(repeating: "x", count: size))
+    }
+
+    @Test func batchesStayWithinTheControllersLimits() {
+        #expect(ExecutionAgent.batches(of: []).isEmpty)
+        let many = ExecutionAgent.batches(of: Array(repeating: line(10), count: 2500))
+        #expect(many.map(\.count) == [1000, 1000, 500])
+        // 64 KiB lines: about 60 per 4 MiB batch, never one over.
+        let big = ExecutionAgent.batches(of: Array(repeating: line(65536), count: 200))
+        #expect(big.allSatisfy { $0.reduce(0) { $0 + $1.message.utf8.count } <= 4 << 20 })
+        #expect(big.reduce(0) { $0 + $1.count } == 200)
+        #expect(big.count == 4)
+    }
+}

@@ -117,7 +117,7 @@ struct OrganizationsController {
             let (row, _) = try Self.load(conn, guid: guid, actor: actor)
             guard actor.isAdmin else { throw APIError.notAuthorized() }
             try conn.query("DELETE FROM organizations WHERE guid = $1", [guid])
-            try conn.query("UPDATE platform_versions SET version = version + 1 WHERE name = 'routes'")
+            try AppsController.bumpRoutes(conn)
             try AuditLog.record(conn, "audit.organization.delete-request", actor: actor,
                                 target: .init(guid: guid, type: "organization", name: try row.decode("name")), organizationGuid: guid)
             return try Services.completedJob(conn, operation: "organization.delete", actor: actor)

@@ -124,7 +124,7 @@ struct SpacesController {
             let (row, roles) = try Self.load(conn, guid: guid, actor: actor)
             guard roles.isOrgManager else { throw APIError.notAuthorized() }
             try conn.query("DELETE FROM spaces WHERE guid = $1", [guid])
-            try conn.query("UPDATE platform_versions SET version = version + 1 WHERE name = 'routes'")
+            try AppsController.bumpRoutes(conn)
             try AuditLog.record(conn, "audit.space.delete-request", actor: actor,
                                 target: .init(guid: guid, type: "space", name: try row.decode("name")),
                                 spaceGuid: guid, organizationGuid: try row.decode("organization_guid"))
