@@ -24,8 +24,12 @@ extension ClientHandler {
                 pending.writeBuffer(&rest)
             }
             scanResume = resume
-            // The head started: it now has the header read timeout to finish.
-            deadline = loop.now + loop.settings.headerReadTimeout
+            // The head started: from its first bytes it has the header read timeout to finish,
+            // however slowly the rest trickles in.
+            if !headStarted {
+                headStarted = true
+                deadline = loop.now + loop.settings.headerReadTimeout
+            }
         case .answer(let answer, let consumed, let close):
             consume(consumed, of: source, buffered: buffered)
             respond(answer, close: close)

@@ -46,6 +46,8 @@ final class ClientHandler: ChannelDuplexHandler {
     private var readPending = false
     /// Uptime (ns) at which the current wait ends; 0 = none.
     var deadline: Int64 = 0
+    /// The first bytes of the next request head arrived (its read timeout runs).
+    var headStarted = false
 
     /// Client bytes not processed yet: a partial head, body bytes waiting for a connection,
     /// pipelined requests.
@@ -197,7 +199,11 @@ final class ClientHandler: ChannelDuplexHandler {
             return pending.readableBytes < Self.maxPendingBytes
         case .tunnel:
             return connection?.isWritable ?? false
-        case .closing, .closed:
+        case .closing:
+            // Lingering close: what the client still sends is read and dropped, so its
+            // kernel does not answer our close with a reset that could eat the answer.
+            return true
+        case .closed:
             return false
         }
     }
@@ -233,19 +239,32 @@ final class ClientHandler: ChannelDuplexHandler {
         context?.flush()
     }
 
-    /// Flushes what was written, then closes.
+    /// Flushes what was written, then closes: for plain connections the sending side first,
+    /// reading and dropping whatever the client still sends until it closes too (at most
+    /// `lingerNanoseconds`), so the answer is not lost to a reset.
     func closeAfterFlush() {
         guard phase != .closing && phase != .closed, let context else { return }
         phase = .closing
-        deadline = loop.now + 5_000_000_000
+        deadline = loop.now + Self.lingerNanoseconds
         if let connection {
             self.connection = nil
             connection.close()
         }
         let promise = context.eventLoop.makePromise(of: Void.self)
         context.writeAndFlush(NIOAny(context.channel.allocator.buffer(capacity: 0)), promise: promise)
-        promise.futureResult.assumeIsolated().whenComplete { _ in self.forceClose() }
+        let https = self.https
+        promise.futureResult.assumeIsolated().whenComplete { result in
+            guard !https, case .success = result else {
+                self.forceClose()
+                return
+            }
+            context.close(mode: .output, promise: nil)
+            self.resumeClientReading()
+        }
     }
+
+    /// The longest a closing connection waits for the client to close its side.
+    static let lingerNanoseconds: Int64 = 2_000_000_000
 
     func forceClose() {
         guard phase != .closed, let context else { return }
@@ -295,6 +314,7 @@ final class ClientHandler: ChannelDuplexHandler {
     func beginExchange() {
         ex = Exchange()
         ex.active = true
+        headStarted = false
         ex.startUptime = loop.preciseNow()
         ex.startWall = WallTime.now()
         ex.requestID = loop.ids.make()
