@@ -30,6 +30,23 @@ struct RouterAnswer: Sendable, Equatable {
         case headerReadTimeout = "header_read_timeout"
         case routeTableUnavailable = "route_table_unavailable"
         case clientClosed = "client_closed_request"
+
+        /// The code as bytes for the access log.
+        var text: StaticString {
+            switch self {
+            case .unknownRoute: return "unknown_route"
+            case .noEndpoints: return "no_endpoints"
+            case .endpointFailure: return "endpoint_failure"
+            case .invalidAppInstanceHeader: return "invalid_cf_app_instance_header"
+            case .emptyHost: return "empty_host"
+            case .invalidHost: return "invalid_host"
+            case .badRequest: return "bad_request"
+            case .headersTooLarge: return "request_header_fields_too_large"
+            case .headerReadTimeout: return "header_read_timeout"
+            case .routeTableUnavailable: return "route_table_unavailable"
+            case .clientClosed: return "client_closed_request"
+            }
+        }
     }
 
     var status: Int

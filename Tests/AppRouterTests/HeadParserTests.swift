@@ -23,7 +23,7 @@ enum RequestParseFailure: Error, Equatable {
 }
 
 /// Parses a whole request head the way the router does (scan, syntax, framing facts).
-func parseRequestHead(_ text: String, maxFields: Int = 100) -> Result<ParsedRequestHead, RequestParseFailure> {
+func parseRequestHead(_ text: String, maxFields: Int = 1000) -> Result<ParsedRequestHead, RequestParseFailure> {
     let bytes = Array(text.utf8)
     return bytes.withUnsafeBytes { p -> Result<ParsedRequestHead, RequestParseFailure> in
         let start = HeadParser.skipLeadingEmptyLines(p)

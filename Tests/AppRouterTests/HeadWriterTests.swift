@@ -80,6 +80,18 @@ import Testing
         #expect(l.contains("Content-Length: 3"))
     }
 
+    @Test func largeHeadsFitTheReservedSpace() throws {
+        let long = String(repeating: "a", count: 60) + ".example.com"
+        var text = "GET /\(String(repeating: "p", count: 4000)) HTTP/1.1\r\nHost: \(long)\r\n"
+        for i in 0..<50 { text += "X-Forwarded-For: 10.0.\(i).1, 10.0.\(i).2\r\n" }
+        for i in 0..<50 { text += "X-Filler-\(i): \(String(repeating: "f", count: 200))\r\n" }
+        let out = try forwarded(text + "\r\n")
+        #expect(out.contains("X-Forwarded-Host: \(long)\r\n"))
+        #expect(out.contains("X-Forwarded-For: 10.0.0.1, 10.0.0.2, 10.0.1.1"))
+        #expect(out.contains("10.0.49.2, 192.0.2.7\r\n"))
+        #expect(out.contains("X-Filler-49: "))
+    }
+
     @Test func connectionListingCannotRemoveFraming() throws {
         let out = try forwarded("POST / HTTP/1.1\r\nHost: app.example.com\r\nConnection: Content-Length, Host\r\nContent-Length: 3\r\n\r\n")
         #expect(lines(out).contains("Content-Length: 3"))
@@ -260,6 +272,12 @@ import Testing
                                   durationNanoseconds: 5_000, requestID: nil, backend: nil, routerError: .unknownRoute)
         noRoute.append(miss, fields: ByteBuffer(), lengths: (0, 0, 0), client: Array("::1".utf8), clock: &clock)
         #expect(String(buffer: noRoute.buffer).hasSuffix("app_id:\"-\" app_index:\"-\" x_cf_routererror:\"unknown_route\"\n"))
+    }
+
+    @Test func errorCodesAsBytesMatchTheirNames() {
+        for code in RouterAnswer.Code.allCases {
+            #expect(code.text.description == code.rawValue)
+        }
     }
 
     @Test func numbers() {

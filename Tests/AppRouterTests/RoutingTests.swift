@@ -46,7 +46,7 @@ func lookup(_ table: RouteSnapshot, host: String, path: String) -> Route? {
             #expect(routingName(bad) == nil, "\(bad)")
         }
         let empty = [UInt8]()
-        empty.withUnsafeBytes { p in
+        _ = empty.withUnsafeBytes { p in
             #expect(throws: HostError.empty) { try HostName.routingName(p, 0, 0) }
         }
     }

@@ -19,79 +19,90 @@ enum HeadWriter {
     static func writeRequestHead(into out: inout ByteBuffer, _ p: UnsafeRawBufferPointer, line: RequestLine,
                                  target: RequestTarget, fields: [FieldSpan], facts: MessageFacts, listed: [Range<Int>],
                                  upgrade: Bool, client: [UInt8], https: Bool, requestID: RequestID) {
-        out.writeBytes(UnsafeRawBufferPointer(rebasing: p[line.start..<line.methodEnd]))
-        out.writeInteger(HTTPSyntax.sp)
-        if target.asterisk {
-            out.writeInteger(UInt8(ascii: "*"))
-        } else {
-            if target.pathStart == target.pathEnd || p[target.pathStart] != UInt8(ascii: "/") {
-                out.writeInteger(UInt8(ascii: "/"))
+        // Everything copied comes from the head (X-Forwarded-For values at most twice).
+        let headEnd = fields.last?.lineEnd ?? line.targetEnd
+        let bound = 2 * (headEnd - line.start) + client.count + 512
+        out.writeWithUnsafeMutableBytes(minimumWritableBytes: bound) { raw in
+            var w = LineWriter(raw)
+            w.put(UnsafeRawBufferPointer(rebasing: p[line.start..<line.methodEnd]))
+            w.put(HTTPSyntax.sp)
+            if target.asterisk {
+                w.put(UInt8(ascii: "*"))
+            } else {
+                if target.pathStart == target.pathEnd || p[target.pathStart] != UInt8(ascii: "/") {
+                    w.put(UInt8(ascii: "/"))
+                }
+                w.put(UnsafeRawBufferPointer(rebasing: p[target.pathStart..<target.pathEnd]))
             }
-            out.writeBytes(UnsafeRawBufferPointer(rebasing: p[target.pathStart..<target.pathEnd]))
-        }
-        out.writeStaticString(" HTTP/1.1\r\n")
+            w.put(" HTTP/1.1\r\n")
 
-        var runStart = fields.first?.nameStart ?? 0
-        var forwardedFor = false
-        for field in fields {
-            let drop: Bool
-            switch field.kind {
-            case .other, .xRequestID, .cookie, .userAgent, .setCookie:
-                drop = facts.listsOtherFields && MessageFacts.isListed(p, field, listed)
-            case .host, .transferEncoding:
-                drop = false
-            case .contentLength:
-                drop = facts.contentLengthNeedsRewrite
-            case .upgrade:
-                drop = !upgrade
-            case .xForwardedFor:
-                forwardedFor = true
-                drop = true
-            default:
-                drop = field.kind.droppedFromRequests
+            var runStart = fields.first?.nameStart ?? 0
+            var forwardedFor = false
+            for field in fields {
+                let drop: Bool
+                switch field.kind {
+                case .other, .xRequestID, .cookie, .userAgent, .setCookie:
+                    drop = facts.listsOtherFields && MessageFacts.isListed(p, field, listed)
+                case .host, .transferEncoding:
+                    drop = false
+                case .contentLength:
+                    drop = facts.contentLengthNeedsRewrite
+                case .upgrade:
+                    drop = !upgrade
+                case .xForwardedFor:
+                    forwardedFor = true
+                    drop = true
+                default:
+                    drop = field.kind.droppedFromRequests
+                }
+                if drop {
+                    w.put(UnsafeRawBufferPointer(rebasing: p[runStart..<max(runStart, field.nameStart)]))
+                    runStart = field.lineEnd
+                }
             }
-            if drop {
-                if runStart < field.nameStart { out.writeBytes(UnsafeRawBufferPointer(rebasing: p[runStart..<field.nameStart])) }
-                runStart = field.lineEnd
+            if let last = fields.last, runStart < last.lineEnd {
+                w.put(UnsafeRawBufferPointer(rebasing: p[runStart..<last.lineEnd]))
             }
-        }
-        if let last = fields.last, runStart < last.lineEnd {
-            out.writeBytes(UnsafeRawBufferPointer(rebasing: p[runStart..<last.lineEnd]))
-        }
 
-        if facts.contentLengthNeedsRewrite {
-            out.writeStaticString("Content-Length: ")
-            AccessLogBuffer.decimal(facts.contentLength, into: &out)
-            out.writeStaticString("\r\n")
-        }
-        if upgrade { out.writeStaticString("Connection: Upgrade\r\n") }
-        out.writeStaticString("X-Forwarded-For: ")
-        if forwardedFor {
-            for field in fields where field.kind == .xForwardedFor && field.valueEnd > field.valueStart {
-                out.writeBytes(UnsafeRawBufferPointer(rebasing: p[field.valueStart..<field.valueEnd]))
-                out.writeStaticString(", ")
+            if facts.contentLengthNeedsRewrite {
+                w.put("Content-Length: ")
+                w.decimal(facts.contentLength)
+                w.put("\r\n")
             }
+            if upgrade { w.put("Connection: Upgrade\r\n") }
+            w.put("X-Forwarded-For: ")
+            if forwardedFor {
+                for field in fields where field.kind == .xForwardedFor && field.valueEnd > field.valueStart {
+                    w.put(UnsafeRawBufferPointer(rebasing: p[field.valueStart..<field.valueEnd]))
+                    w.put(", ")
+                }
+            }
+            w.put(client)
+            w.put(https ? "\r\nX-Forwarded-Proto: https\r\nX-Forwarded-Host: " : "\r\nX-Forwarded-Proto: http\r\nX-Forwarded-Host: ")
+            if facts.hostField >= 0 {
+                let host = fields[facts.hostField]
+                w.put(UnsafeRawBufferPointer(rebasing: p[host.valueStart..<host.valueEnd]))
+            }
+            w.put("\r\nX-Vcap-Request-Id: ")
+            w.requestID(requestID)
+            if !facts.requestIDPresent {
+                w.put("\r\nX-Request-Id: ")
+                w.requestID(requestID)
+            }
+            w.put("\r\n")
+            return w.offset
         }
-        out.writeBytes(client)
-        out.writeStaticString(https ? "\r\nX-Forwarded-Proto: https\r\nX-Forwarded-Host: " : "\r\nX-Forwarded-Proto: http\r\nX-Forwarded-Host: ")
-        if facts.hostField >= 0 {
-            let host = fields[facts.hostField]
-            out.writeBytes(UnsafeRawBufferPointer(rebasing: p[host.valueStart..<host.valueEnd]))
-        }
-        out.writeStaticString("\r\nX-Vcap-Request-Id: ")
-        requestID.write(into: &out)
-        if !facts.requestIDPresent {
-            out.writeStaticString("\r\nX-Request-Id: ")
-            requestID.write(into: &out)
-        }
-        out.writeStaticString("\r\n")
     }
 
     /// Appends the headers naming the chosen instance and the empty line.
     @inline(__always)
     static func finishRequestHead(into out: inout ByteBuffer, backend: Backend) {
-        out.writeBytes(backend.headerBlock)
-        out.writeStaticString("\r\n")
+        out.writeWithUnsafeMutableBytes(minimumWritableBytes: backend.headerBlock.count + 2) { raw in
+            var w = LineWriter(raw)
+            w.put(backend.headerBlock)
+            w.put("\r\n")
+            return w.offset
+        }
     }
 
     /// Writes the head of a backend's answer as the client gets it: HTTP/1.1 status line, the
@@ -100,50 +111,57 @@ enum HeadWriter {
     static func writeResponseHead(into out: inout ByteBuffer, _ p: UnsafeRawBufferPointer, status: StatusLine,
                                   fields: [FieldSpan], facts: MessageFacts, listed: [Range<Int>],
                                   close: Bool, dechunk: Bool, sticky: StickyInstruction?) {
-        out.writeStaticString("HTTP/1.1 ")
-        out.writeBytes(UnsafeRawBufferPointer(rebasing: p[status.codeStart..<status.lineEnd]))
-        let switching = status.status == 101
-        var runStart = fields.first?.nameStart ?? 0
-        for field in fields {
-            let drop: Bool
-            switch field.kind {
-            case .contentLength:
-                drop = facts.contentLengthNeedsRewrite
-            case .transferEncoding:
-                drop = dechunk
-            case .host:
-                drop = false
-            case .upgrade:
-                drop = !switching
-            default:
-                drop = field.kind.droppedFromResponses
-                    || (facts.listsOtherFields && MessageFacts.isListed(p, field, listed))
+        // Copied bytes come from the head; each sticky cookie repeats one Set-Cookie's attributes.
+        let headEnd = fields.last?.lineEnd ?? status.lineEnd
+        let bound = 2 * headEnd + 512 + (sticky.map { ($0.instanceGUID.count + 32) * (fields.count + 1) } ?? 0)
+        out.writeWithUnsafeMutableBytes(minimumWritableBytes: bound) { raw in
+            var w = LineWriter(raw)
+            w.put("HTTP/1.1 ")
+            w.put(UnsafeRawBufferPointer(rebasing: p[status.codeStart..<status.lineEnd]))
+            let switching = status.status == 101
+            var runStart = fields.first?.nameStart ?? 0
+            for field in fields {
+                let drop: Bool
+                switch field.kind {
+                case .contentLength:
+                    drop = facts.contentLengthNeedsRewrite
+                case .transferEncoding:
+                    drop = dechunk
+                case .host:
+                    drop = false
+                case .upgrade:
+                    drop = !switching
+                default:
+                    drop = field.kind.droppedFromResponses
+                        || (facts.listsOtherFields && MessageFacts.isListed(p, field, listed))
+                }
+                if drop {
+                    w.put(UnsafeRawBufferPointer(rebasing: p[runStart..<max(runStart, field.nameStart)]))
+                    runStart = field.lineEnd
+                }
             }
-            if drop {
-                if runStart < field.nameStart { out.writeBytes(UnsafeRawBufferPointer(rebasing: p[runStart..<field.nameStart])) }
-                runStart = field.lineEnd
+            if let last = fields.last, runStart < last.lineEnd {
+                w.put(UnsafeRawBufferPointer(rebasing: p[runStart..<last.lineEnd]))
             }
+            if facts.contentLengthNeedsRewrite && !dechunk {
+                w.put("Content-Length: ")
+                w.decimal(facts.contentLength)
+                w.put("\r\n")
+            }
+            if switching {
+                w.put("Connection: Upgrade\r\n")
+            } else if close {
+                w.put("Connection: close\r\n")
+            }
+            if let sticky { writeStickyCookies(into: &w, p, fields: fields, facts: facts, sticky: sticky) }
+            w.put("\r\n")
+            return w.offset
         }
-        if let last = fields.last, runStart < last.lineEnd {
-            out.writeBytes(UnsafeRawBufferPointer(rebasing: p[runStart..<last.lineEnd]))
-        }
-        if facts.contentLengthNeedsRewrite && !dechunk {
-            out.writeStaticString("Content-Length: ")
-            AccessLogBuffer.decimal(facts.contentLength, into: &out)
-            out.writeStaticString("\r\n")
-        }
-        if switching {
-            out.writeStaticString("Connection: Upgrade\r\n")
-        } else if close {
-            out.writeStaticString("Connection: close\r\n")
-        }
-        if let sticky { writeStickyCookies(into: &out, p, fields: fields, facts: facts, sticky: sticky) }
-        out.writeStaticString("\r\n")
     }
 
     /// For every `Set-Cookie: JSESSIONID=...` adds `__VCAP_ID__=<instance>` with the same
     /// attributes; re-pins a session whose instance went away when the answer set none.
-    private static func writeStickyCookies(into out: inout ByteBuffer, _ p: UnsafeRawBufferPointer, fields: [FieldSpan],
+    private static func writeStickyCookies(into w: inout LineWriter, _ p: UnsafeRawBufferPointer, fields: [FieldSpan],
                                            facts: MessageFacts, sticky: StickyInstruction) {
         var wrote = false
         if facts.setCookiePresent {
@@ -156,17 +174,17 @@ enum HeadWriter {
                 guard matches else { continue }
                 var attributes = field.valueStart + n
                 while attributes < field.valueEnd, p[attributes] != UInt8(ascii: ";") { attributes += 1 }
-                out.writeStaticString("Set-Cookie: __VCAP_ID__=")
-                out.writeBytes(sticky.instanceGUID)
-                out.writeBytes(UnsafeRawBufferPointer(rebasing: p[attributes..<field.valueEnd]))
-                out.writeStaticString("\r\n")
+                w.put("Set-Cookie: __VCAP_ID__=")
+                w.put(sticky.instanceGUID)
+                w.put(UnsafeRawBufferPointer(rebasing: p[attributes..<field.valueEnd]))
+                w.put("\r\n")
                 wrote = true
             }
         }
         if !wrote && sticky.repin {
-            out.writeStaticString("Set-Cookie: __VCAP_ID__=")
-            out.writeBytes(sticky.instanceGUID)
-            out.writeStaticString(sticky.secure ? "; Path=/; HttpOnly; Secure\r\n" : "; Path=/; HttpOnly\r\n")
+            w.put("Set-Cookie: __VCAP_ID__=")
+            w.put(sticky.instanceGUID)
+            w.put(sticky.secure ? "; Path=/; HttpOnly; Secure\r\n" : "; Path=/; HttpOnly\r\n")
         }
     }
 

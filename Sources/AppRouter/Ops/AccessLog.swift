@@ -78,44 +78,52 @@ struct AccessLogBuffer {
     /// `host - [time] "request line" status bytes_received bytes_sent "user agent" "client" "backend"
     /// vcap_request_id:"id" response_time:seconds app_id:"guid" app_index:"n" x_cf_routererror:"code"`.
     /// `fields` holds the host, the request line and the user agent back to back, sized by `lengths`.
+    /// The line is written into memory reserved once for its largest possible size.
     mutating func append(_ entry: AccessLogEntry, fields: ByteBuffer, lengths: (host: Int, requestLine: Int, userAgent: Int),
                          client: [UInt8], clock: inout WallClockCache) {
-        fields.withUnsafeReadableBytes { f in
-            let host = lengths.host
-            if host > 0 { buffer.writeBytes(UnsafeRawBufferPointer(rebasing: f[0..<host])) } else { buffer.writeStaticString("-") }
-            buffer.writeStaticString(" - [")
-            clock.write(entry.startWall, into: &buffer)
-            buffer.writeStaticString("] \"")
-            Self.escaped(UnsafeRawBufferPointer(rebasing: f[host..<(host + lengths.requestLine)]), into: &buffer)
-            buffer.writeStaticString("\" ")
-            Self.decimal(Int64(entry.status), into: &buffer)
-            buffer.writeStaticString(" ")
-            Self.decimal(entry.bytesReceived, into: &buffer)
-            buffer.writeStaticString(" ")
-            Self.decimal(entry.bytesSent, into: &buffer)
-            buffer.writeStaticString(" \"")
-            let ua = host + lengths.requestLine
-            if lengths.userAgent > 0 {
-                Self.escaped(UnsafeRawBufferPointer(rebasing: f[ua..<(ua + lengths.userAgent)]), into: &buffer)
-            } else {
-                buffer.writeStaticString("-")
+        let backend = entry.backend
+        let bound = 512 + lengths.host + 4 * (lengths.requestLine + lengths.userAgent) + client.count
+            + (backend.map { $0.addressBytes.count + $0.appGUIDBytes.count + $0.indexBytes.count } ?? 3)
+        _ = fields.withUnsafeReadableBytes { f in
+            buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: bound) { out in
+                var w = LineWriter(out)
+                let host = lengths.host
+                if host > 0 { w.put(UnsafeRawBufferPointer(rebasing: f[0..<host])) } else { w.put(UInt8(ascii: "-")) }
+                w.put(" - [")
+                clock.write(entry.startWall, into: &w)
+                w.put("] \"")
+                w.escaped(UnsafeRawBufferPointer(rebasing: f[host..<(host + lengths.requestLine)]))
+                w.put("\" ")
+                w.decimal(Int64(entry.status))
+                w.put(UInt8(ascii: " "))
+                w.decimal(entry.bytesReceived)
+                w.put(UInt8(ascii: " "))
+                w.decimal(entry.bytesSent)
+                w.put(" \"")
+                let agent = host + lengths.requestLine
+                if lengths.userAgent > 0 {
+                    w.escaped(UnsafeRawBufferPointer(rebasing: f[agent..<(agent + lengths.userAgent)]))
+                } else {
+                    w.put(UInt8(ascii: "-"))
+                }
+                w.put("\" \"")
+                w.put(client)
+                w.put("\" \"")
+                if let backend { w.put(backend.addressBytes) } else { w.put(UInt8(ascii: "-")) }
+                w.put("\" vcap_request_id:\"")
+                if let id = entry.requestID { w.requestID(id) } else { w.put(UInt8(ascii: "-")) }
+                w.put("\" response_time:")
+                w.seconds(entry.durationNanoseconds)
+                w.put(" app_id:\"")
+                if let backend { w.put(backend.appGUIDBytes) } else { w.put(UInt8(ascii: "-")) }
+                w.put("\" app_index:\"")
+                if let backend { w.put(backend.indexBytes) } else { w.put(UInt8(ascii: "-")) }
+                w.put("\" x_cf_routererror:\"")
+                if let code = entry.routerError { w.put(code.text) } else { w.put(UInt8(ascii: "-")) }
+                w.put("\"\n")
+                return w.offset
             }
         }
-        buffer.writeStaticString("\" \"")
-        buffer.writeBytes(client)
-        buffer.writeStaticString("\" \"")
-        if let backend = entry.backend { buffer.writeString(backend.addressText) } else { buffer.writeStaticString("-") }
-        buffer.writeStaticString("\" vcap_request_id:\"")
-        if let id = entry.requestID { id.write(into: &buffer) } else { buffer.writeStaticString("-") }
-        buffer.writeStaticString("\" response_time:")
-        Self.seconds(entry.durationNanoseconds, into: &buffer)
-        buffer.writeStaticString(" app_id:\"")
-        if let backend = entry.backend { buffer.writeBytes(backend.appGUIDBytes) } else { buffer.writeStaticString("-") }
-        buffer.writeStaticString("\" app_index:\"")
-        if let backend = entry.backend { buffer.writeBytes(backend.indexBytes) } else { buffer.writeStaticString("-") }
-        buffer.writeStaticString("\" x_cf_routererror:\"")
-        if let code = entry.routerError { buffer.writeString(code.rawValue) } else { buffer.writeStaticString("-") }
-        buffer.writeStaticString("\"\n")
     }
 
     /// Hands the gathered lines to the sink.
@@ -125,59 +133,30 @@ struct AccessLogBuffer {
         buffer.clear()
     }
 
-    /// Quotes and backslashes are escaped, and anything outside printable ASCII is written as
-    /// `\xHH`, so a client cannot forge or break a log line.
+    /// Writes `bytes` escaped as in a log line.
     static func escaped(_ bytes: UnsafeRawBufferPointer, into buffer: inout ByteBuffer) {
-        var start = 0
-        for i in 0..<bytes.count {
-            let c = bytes[i]
-            if c >= 0x20 && c < 0x7F && c != UInt8(ascii: "\"") && c != UInt8(ascii: "\\") { continue }
-            if i > start { buffer.writeBytes(UnsafeRawBufferPointer(rebasing: bytes[start..<i])) }
-            if c == UInt8(ascii: "\"") || c == UInt8(ascii: "\\") {
-                buffer.writeInteger(UInt8(ascii: "\\"))
-                buffer.writeInteger(c)
-            } else {
-                let digits: StaticString = "0123456789abcdef"
-                buffer.writeStaticString("\\x")
-                buffer.writeInteger(digits.utf8Start[Int(c >> 4)])
-                buffer.writeInteger(digits.utf8Start[Int(c & 0xF)])
-            }
-            start = i + 1
+        buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: 4 * bytes.count) { out in
+            var w = LineWriter(out)
+            w.escaped(bytes)
+            return w.offset
         }
-        if start < bytes.count { buffer.writeBytes(UnsafeRawBufferPointer(rebasing: bytes[start..<bytes.count])) }
     }
 
+    /// Writes a decimal number.
     static func decimal(_ value: Int64, into buffer: inout ByteBuffer) {
-        if value < 0 {
-            buffer.writeInteger(UInt8(ascii: "-"))
-            decimal(value == Int64.min ? Int64.max : -value, into: &buffer)
-            return
-        }
-        var digits: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8,
-                     UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) =
-            (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
-        var v = value
-        var n = 0
-        withUnsafeMutableBytes(of: &digits) { d in
-            repeat {
-                d[19 - n] = UInt8(truncatingIfNeeded: v % 10) + 0x30
-                v /= 10
-                n += 1
-            } while v > 0
-            buffer.writeBytes(UnsafeRawBufferPointer(rebasing: d[(20 - n)..<20]))
+        buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: 20) { out in
+            var w = LineWriter(out)
+            w.decimal(value)
+            return w.offset
         }
     }
 
-    /// Nanoseconds as seconds with six decimals (`0.000123`).
+    /// Writes nanoseconds as seconds with six decimals.
     static func seconds(_ nanoseconds: Int64, into buffer: inout ByteBuffer) {
-        let micros = max(0, nanoseconds / 1000)
-        decimal(micros / 1_000_000, into: &buffer)
-        buffer.writeInteger(UInt8(ascii: "."))
-        let fraction = micros % 1_000_000
-        var divisor: Int64 = 100_000
-        while divisor > 0 {
-            buffer.writeInteger(UInt8(truncatingIfNeeded: (fraction / divisor) % 10) + 0x30)
-            divisor /= 10
+        buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: 28) { out in
+            var w = LineWriter(out)
+            w.seconds(nanoseconds)
+            return w.offset
         }
     }
 }
@@ -200,6 +179,14 @@ struct WallClockCache {
     private var prefix = [UInt8](repeating: 0, count: 20)
 
     mutating func write(_ time: WallTime, into buffer: inout ByteBuffer) {
+        buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: 24) { out in
+            var w = LineWriter(out)
+            write(time, into: &w)
+            return w.offset
+        }
+    }
+
+    mutating func write(_ time: WallTime, into w: inout LineWriter) {
         if time.seconds != second {
             second = time.seconds
             var t = time_t(time.seconds)
@@ -214,11 +201,103 @@ struct WallClockCache {
                 + "\(pad(parts.tm_hour, 2)):\(pad(parts.tm_min, 2)):\(pad(parts.tm_sec, 2))."
             prefix = Array(text.utf8)
         }
-        buffer.writeBytes(prefix)
+        w.put(prefix)
         let ms = time.milliseconds
-        buffer.writeInteger(UInt8(ms / 100) + 0x30)
-        buffer.writeInteger(UInt8((ms / 10) % 10) + 0x30)
-        buffer.writeInteger(UInt8(ms % 10) + 0x30)
-        buffer.writeInteger(UInt8(ascii: "Z"))
+        w.put(UInt8(ms / 100) + 0x30)
+        w.put(UInt8((ms / 10) % 10) + 0x30)
+        w.put(UInt8(ms % 10) + 0x30)
+        w.put(UInt8(ascii: "Z"))
+    }
+}
+
+/// Writes into memory reserved beforehand: no capacity or uniqueness check per piece. The
+/// caller reserves enough for everything it writes.
+struct LineWriter {
+    private let out: UnsafeMutableRawBufferPointer
+    private(set) var offset = 0
+
+    init(_ out: UnsafeMutableRawBufferPointer) { self.out = out }
+
+    @inline(__always)
+    mutating func put(_ byte: UInt8) {
+        out[offset] = byte
+        offset += 1
+    }
+
+    @inline(__always)
+    mutating func put(_ text: StaticString) {
+        put(UnsafeRawBufferPointer(start: text.utf8Start, count: text.utf8CodeUnitCount))
+    }
+
+    @inline(__always)
+    mutating func put(_ bytes: UnsafeRawBufferPointer) {
+        guard bytes.count > 0, let source = bytes.baseAddress, let target = out.baseAddress else { return }
+        precondition(offset + bytes.count <= out.count, "line writer overflow")
+        (target + offset).copyMemory(from: source, byteCount: bytes.count)
+        offset += bytes.count
+    }
+
+    @inline(__always)
+    mutating func put(_ bytes: [UInt8]) {
+        bytes.withUnsafeBytes { put($0) }
+    }
+
+    /// Quotes and backslashes are escaped, and anything outside printable ASCII is written as
+    /// `\xHH`, so a client cannot forge or break a log line (up to 4 bytes per byte).
+    mutating func escaped(_ bytes: UnsafeRawBufferPointer) {
+        let digits: StaticString = "0123456789abcdef"
+        var start = 0
+        for i in 0..<bytes.count {
+            let c = bytes[i]
+            if c >= 0x20 && c < 0x7F && c != UInt8(ascii: "\"") && c != UInt8(ascii: "\\") { continue }
+            put(UnsafeRawBufferPointer(rebasing: bytes[start..<i]))
+            if c == UInt8(ascii: "\"") || c == UInt8(ascii: "\\") {
+                put(UInt8(ascii: "\\"))
+                put(c)
+            } else {
+                put(UInt8(ascii: "\\"))
+                put(UInt8(ascii: "x"))
+                put(digits.utf8Start[Int(c >> 4)])
+                put(digits.utf8Start[Int(c & 0xF)])
+            }
+            start = i + 1
+        }
+        put(UnsafeRawBufferPointer(rebasing: bytes[start..<bytes.count]))
+    }
+
+    mutating func decimal(_ value: Int64) {
+        if value < 0 {
+            put(UInt8(ascii: "-"))
+            decimal(value == Int64.min ? Int64.max : -value)
+            return
+        }
+        var divisor: Int64 = 1
+        while divisor <= value / 10 { divisor *= 10 }
+        var v = value
+        while divisor > 0 {
+            put(UInt8(truncatingIfNeeded: v / divisor) + 0x30)
+            v %= divisor
+            divisor /= 10
+        }
+    }
+
+    /// Nanoseconds as seconds with six decimals (`0.000123`).
+    mutating func seconds(_ nanoseconds: Int64) {
+        let micros = max(0, nanoseconds / 1000)
+        decimal(micros / 1_000_000)
+        put(UInt8(ascii: "."))
+        let fraction = micros % 1_000_000
+        var divisor: Int64 = 100_000
+        while divisor > 0 {
+            put(UInt8(truncatingIfNeeded: (fraction / divisor) % 10) + 0x30)
+            divisor /= 10
+        }
+    }
+
+    mutating func requestID(_ id: RequestID) {
+        guard let target = out.baseAddress else { return }
+        precondition(offset + RequestID.textLength <= out.count, "line writer overflow")
+        id.write(to: target + offset)
+        offset += RequestID.textLength
     }
 }

@@ -10,25 +10,31 @@ struct RequestID: Sendable, Equatable {
     /// Writes the UUID text (36 bytes) without allocating.
     @inline(__always)
     func write(into buffer: inout ByteBuffer) {
+        buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: Self.textLength) { out in
+            if let base = out.baseAddress { write(to: base) }
+            return Self.textLength
+        }
+    }
+
+    /// Writes the UUID text into 36 bytes at `out`.
+    @inline(__always)
+    func write(to out: UnsafeMutableRawPointer) {
         let high = (self.high & 0xFFFF_FFFF_FFFF_0FFF) | 0x0000_0000_0000_4000
         let low = (self.low & 0x3FFF_FFFF_FFFF_FFFF) | 0x8000_0000_0000_0000
-        buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: Self.textLength) { out in
-            @inline(__always) func hex(_ v: UInt64) -> UInt8 {
-                let d = UInt8(truncatingIfNeeded: v & 0xF)
-                return d < 10 ? d + 0x30 : d + 0x57
-            }
-            var o = 0
-            for nibble in 0..<16 {
-                if nibble == 8 || nibble == 12 { out[o] = UInt8(ascii: "-"); o += 1 }
-                out[o] = hex(high >> UInt64(60 - nibble * 4))
-                o += 1
-            }
-            for nibble in 0..<16 {
-                if nibble == 0 || nibble == 4 { out[o] = UInt8(ascii: "-"); o += 1 }
-                out[o] = hex(low >> UInt64(60 - nibble * 4))
-                o += 1
-            }
-            return Self.textLength
+        @inline(__always) func hex(_ v: UInt64) -> UInt8 {
+            let d = UInt8(truncatingIfNeeded: v & 0xF)
+            return d < 10 ? d + 0x30 : d + 0x57
+        }
+        var o = 0
+        for nibble in 0..<16 {
+            if nibble == 8 || nibble == 12 { out.storeBytes(of: UInt8(ascii: "-"), toByteOffset: o, as: UInt8.self); o += 1 }
+            out.storeBytes(of: hex(high >> UInt64(60 - nibble * 4)), toByteOffset: o, as: UInt8.self)
+            o += 1
+        }
+        for nibble in 0..<16 {
+            if nibble == 0 || nibble == 4 { out.storeBytes(of: UInt8(ascii: "-"), toByteOffset: o, as: UInt8.self); o += 1 }
+            out.storeBytes(of: hex(low >> UInt64(60 - nibble * 4)), toByteOffset: o, as: UInt8.self)
+            o += 1
         }
     }
 }

@@ -15,6 +15,7 @@ final class Backend: Sendable {
     let address: SocketAddress
     /// `address:port` as dialed, for logs and the access log.
     let addressText: String
+    let addressBytes: [UInt8]
     /// The headers naming this instance, ready to append to a forwarded head
     /// (`X-CF-ApplicationID`, `X-CF-InstanceIndex`, `X-CF-InstanceID`).
     let headerBlock: [UInt8]
@@ -38,6 +39,7 @@ final class Backend: Sendable {
         let port = useHostAddress ? route.hostPort : route.containerPort
         self.address = try SocketAddress(ipAddress: host, port: port)
         self.addressText = host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
+        self.addressBytes = Array(addressText.utf8)
         self.headerBlock = Array("X-CF-ApplicationID: \(Self.safe(route.appGUID))\r\nX-CF-InstanceIndex: \(route.index)\r\nX-CF-InstanceID: \(Self.safe(route.instanceGUID))\r\n".utf8)
         self.instanceGUIDBytes = Array(Self.safe(route.instanceGUID).utf8)
         self.appGUIDBytes = Array(Self.safe(route.appGUID).utf8)

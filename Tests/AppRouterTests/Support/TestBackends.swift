@@ -113,9 +113,10 @@ private final class AppHandler: ChannelInboundHandler {
         case "/sleep":
             let ms = Int64(query(head, "ms") ?? 100)
             let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+            let sleptHeaders = headers
             context.eventLoop.scheduleTask(in: .milliseconds(ms)) {
                 let (handler, context) = bound.value
-                handler.send(context, .ok, headers, "slept")
+                handler.send(context, .ok, sleptHeaders, "slept")
             }
         default:
             send(context, .ok, headers, name)
