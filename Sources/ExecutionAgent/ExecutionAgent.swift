@@ -350,7 +350,15 @@ public actor ExecutionAgent {
     }
 
     private func failHealth(_ guid: String, reason: String) async {
-        guard var record = instances[guid] else { return }
+        guard let before = instances[guid] else { return }
+        // A process that just died (an OOM kill, a crash) fails its check too, a moment before
+        // its shim records the exit: give the exit the chance to speak with its real status.
+        let deadline = ContinuousClock.now + .milliseconds(1500)
+        while ContinuousClock.now < deadline {
+            if runner.exit(of: before) != nil || !ContainerShim.shimAlive(stateDir: runner.paths(guid).shim) { return }
+            try? await Task.sleep(for: .milliseconds(100))
+        }
+        guard var record = instances[guid], record.state != .crashed, !record.stopRequested else { return }
         cell(record, reason)
         crash(&record, exitStatus: nil, reason: reason, kind: .crashed)
         instances[guid] = record
