@@ -5,7 +5,8 @@ import PlatformModels
 public struct RouterConfig: Sendable {
     /// Which address of an instance the router dials.
     public enum BackendAddress: String, Sendable {
-        /// The container's own address and port: the router runs on the agent's host.
+        /// The container's own address and port: the router runs on the agent's host. Instances
+        /// without a container address in the table are dialed on the host address.
         case container
         /// The agent host's address and the instance's host port: the router runs elsewhere.
         case host

@@ -119,6 +119,11 @@ func lookup(_ table: RouteSnapshot, host: String, path: String) -> Route? {
         #expect(header == "X-CF-ApplicationID: a\r\nX-CF-InstanceIndex: 0\r\nX-CF-InstanceID: a-i0\r\n")
     }
 
+    @Test func instancesWithoutAContainerAddressAreDialedOnTheHost() {
+        let table = snapshot([RouteTableEntry(routeGUID: "r", host: "a.b", path: "", backends: [backend("a", 2, port: 8080, address: "")])])
+        #expect(table.host(host: "a.b")?.routes.first?.backends.first?.addressText == "10.9.9.9:60002")
+    }
+
     @Test func unusableAddressesAreSkipped() {
         let table = snapshot([RouteTableEntry(routeGUID: "r", host: "a.b", path: "",
                                               backends: [backend("a", 0, port: 1, address: "not-an-ip"), backend("a", 1, port: 2)])])

@@ -35,8 +35,9 @@ final class Backend: Sendable {
         self.instanceGUID = route.instanceGUID
         self.processType = route.processType
         self.index = route.index
-        let host = useHostAddress ? route.hostAddress : route.containerAddress
-        let port = useHostAddress ? route.hostPort : route.containerPort
+        let viaHost = Self.dialsHostAddress(route, useHostAddress: useHostAddress)
+        let host = viaHost ? route.hostAddress : route.containerAddress
+        let port = viaHost ? route.hostPort : route.containerPort
         self.address = try SocketAddress(ipAddress: host, port: port)
         self.addressText = host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
         self.addressBytes = Array(addressText.utf8)
@@ -48,8 +49,15 @@ final class Backend: Sendable {
 
     /// The key under which a later table's entry is the same backend.
     static func key(_ route: RouteBackend, useHostAddress: Bool) -> String {
-        useHostAddress ? "\(route.instanceGUID)|\(route.hostAddress)|\(route.hostPort)"
+        dialsHostAddress(route, useHostAddress: useHostAddress)
+            ? "\(route.instanceGUID)|\(route.hostAddress)|\(route.hostPort)"
             : "\(route.instanceGUID)|\(route.containerAddress)|\(route.containerPort)"
+    }
+
+    /// The host address is dialed when configured, and for instances the CC knows no
+    /// container address of (the CC sends it empty).
+    static func dialsHostAddress(_ route: RouteBackend, useHostAddress: Bool) -> Bool {
+        useHostAddress || route.containerAddress.isEmpty
     }
 
     /// Benched instances get no new requests while another instance can take them.
