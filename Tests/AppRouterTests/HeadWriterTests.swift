@@ -274,6 +274,15 @@ import Testing
         #expect(String(buffer: noRoute.buffer).hasSuffix("app_id:\"-\" app_index:\"-\" x_cf_routererror:\"unknown_route\"\n"))
     }
 
+    @Test func histogramBucketsFollowTheirBounds() {
+        for (i, bound) in LoopMetrics.durationBounds.enumerated() {
+            let ns = Int64((bound * 1e9).rounded())
+            #expect(LoopMetrics.bucket(ns) == i, "\(bound)")
+            #expect(LoopMetrics.bucket(ns + 1) == i + 1, "\(bound)")
+        }
+        #expect(LoopMetrics.bucket(0) == 0)
+    }
+
     @Test func errorCodesAsBytesMatchTheirNames() {
         for code in RouterAnswer.Code.allCases {
             #expect(code.text.description == code.rawValue)

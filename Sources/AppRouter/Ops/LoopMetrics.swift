@@ -3,7 +3,6 @@
 struct LoopMetrics: Sendable {
     /// Upper bounds (seconds) of the request duration histogram.
     static let durationBounds: [Double] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60]
-    private static let durationBoundsNanoseconds: [Int64] = durationBounds.map { Int64($0 * 1e9) }
     static let failureKinds = ["connect", "reset_before_write", "closed_before_response", "response_timeout",
                                "invalid_response", "closed_during_response"]
 
@@ -22,12 +21,33 @@ struct LoopMetrics: Sendable {
     @inline(__always)
     mutating func record(status: Int, durationNanoseconds: Int64) {
         if status >= 0 && status < 600 { requestsByStatus[status] += 1 }
-        var bucket = 0
-        let bounds = Self.durationBoundsNanoseconds
-        while bucket < bounds.count && durationNanoseconds > bounds[bucket] { bucket += 1 }
-        durationBuckets[bucket] += 1
+        durationBuckets[Self.bucket(durationNanoseconds)] += 1
         durationSumNanoseconds &+= durationNanoseconds
         durationCount += 1
+    }
+
+    /// The histogram bucket of a duration (the bounds of `durationBounds`, as constants).
+    @inline(__always)
+    static func bucket(_ ns: Int64) -> Int {
+        switch ns {
+        case ...500_000: return 0
+        case ...1_000_000: return 1
+        case ...2_500_000: return 2
+        case ...5_000_000: return 3
+        case ...10_000_000: return 4
+        case ...25_000_000: return 5
+        case ...50_000_000: return 6
+        case ...100_000_000: return 7
+        case ...250_000_000: return 8
+        case ...500_000_000: return 9
+        case ...1_000_000_000: return 10
+        case ...2_500_000_000: return 11
+        case ...5_000_000_000: return 12
+        case ...10_000_000_000: return 13
+        case ...30_000_000_000: return 14
+        case ...60_000_000_000: return 15
+        default: return 16
+        }
     }
 
     mutating func record(failure: BackendFailure) {

@@ -9,7 +9,9 @@ final class BackendHandler: ChannelDuplexHandler {
     typealias OutboundOut = ByteBuffer
 
     let backend: Backend
-    unowned let loop: LoopContext
+    /// The loop's context. A strong reference (the context's pool holds this handler while it
+    /// is idle; closing it breaks the cycle): `unowned` would cost a check on every access.
+    let loop: LoopContext
     /// The client connection using this one; nil while pooled.
     var owner: ClientHandler?
     private var context: ChannelHandlerContext?

@@ -127,6 +127,7 @@ extension ClientHandler {
 
     /// Keeps host, request line and user agent for the access log (the head's bytes go away).
     func captureLogFields(_ p: UnsafeRawBufferPointer, start: Int, end: Int, fields: [FieldSpan]?, facts: MessageFacts?) {
+        guard loop.shared.accessLog.isEnabled else { return }
         logFields.clear()
         var hostLength = 0
         if let fields, let facts, facts.hostField >= 0 {

@@ -33,7 +33,9 @@ final class ClientHandler: ChannelDuplexHandler {
     /// Answer bodies up to this size are copied behind their head into one write.
     static let coalesceBytes = 16 * 1024
 
-    unowned let loop: LoopContext
+    /// The loop's context. A strong reference (the context's registry holds this handler until
+    /// it closes, which breaks the cycle): `unowned` would cost a check on every access.
+    let loop: LoopContext
     let https: Bool
     /// Position in the loop's registry.
     var registryIndex = -1
