@@ -408,6 +408,37 @@ import Testing
         }
     }
 
+    /// A pooled connection the app closes just as a request arrives: a safe request without a
+    /// body is sent again on a fresh connection; anything else gets 502 (never resent).
+    @Test func staleKeepAliveConnectionsRetrySafeRequestsOnly() async throws {
+        // Answers the first request of each connection and drops the connection on the second.
+        let perConnection = RequestsPerConnection()
+        let app = try await RawBackend.start { _, channel in
+            let n = perConnection.counts.withLock { counts -> Int in
+                counts[ObjectIdentifier(channel), default: 0] += 1
+                return counts[ObjectIdentifier(channel)] ?? 0
+            }
+            if n == 1 {
+                channel.writeAndFlush(ByteBuffer(string: "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"), promise: nil)
+            } else {
+                channel.close(promise: nil)
+            }
+        }
+        defer { Task { await app.stop() } }
+        let source = MemoryRouteSource(table(1, [("app.example.com", "", [backend("app-guid", 0, port: app.port)])]))
+        try await withRouter(source: source, { $0.threads = 1 }) { router in
+            #expect(try await request(router.http, host: "app.example.com").status == 200)
+            // Reuses the pooled connection, which the app drops: resent on a new one.
+            #expect(try await request(router.http, host: "app.example.com").status == 200)
+            #expect(app.requestCount == 3)
+            #expect(try await metric(router.status, "router_backends_benched_total") == 0)
+            // A POST on the (again stale) pooled connection is not resent.
+            let post = try await request(router.http, host: "app.example.com", "/", method: "POST", body: "x")
+            #expect(post.status == 502)
+            #expect(app.requestCount == 4)
+        }
+    }
+
     @Test func healthAndMetrics() async throws {
         let app = try await TestBackend.start("app")
         defer { Task { await app.stop() } }
@@ -509,6 +540,11 @@ import Testing
             #expect(result.output.contains("X-CF-ApplicationID: app-guid"))
         }
     }
+}
+
+/// Requests seen per backend connection.
+final class RequestsPerConnection: Sendable {
+    let counts = Mutex<[ObjectIdentifier: Int]>([:])
 }
 
 /// Runs a program and returns its exit status and standard output.

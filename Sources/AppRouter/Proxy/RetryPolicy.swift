@@ -45,8 +45,8 @@ enum BackendFailure: Equatable, Sendable, CustomStringConvertible {
 /// One exception, the one every keep-alive proxy makes: a connection taken from the idle pool
 /// that turns out to have been closed by the backend (it answers the request with EOF and not
 /// one byte) is retried on a fresh connection when the request has no body and a method that
-/// is safe to repeat (GET, HEAD, OPTIONS, TRACE). The instance is not benched for it: the backend only closed an idle
-/// connection, which it may do at any time.
+/// is safe to repeat (GET, HEAD, OPTIONS, TRACE). The instance is not benched for it: the
+/// backend only closed an idle connection, which it may do at any time.
 struct RetryPolicy: Sendable {
     var maxAttempts = 3
     var benchNanoseconds: Int64 = 30_000_000_000
@@ -74,8 +74,8 @@ struct RetryPolicy: Sendable {
         }
     }
 
-    /// Safe methods (RFC 9110 9.2.1) — the only ones the stale
-    /// connection exception applies to, and only without a body.
+    /// Safe methods (RFC 9110 9.2.1): the only ones the stale-connection exception applies to,
+    /// and only without a body.
     static func isReplayable(method p: UnsafeRawBufferPointer, _ start: Int, _ end: Int, hasBody: Bool) -> Bool {
         guard !hasBody else { return false }
         let n = end - start
