@@ -33,9 +33,10 @@ public final class AccessLogSink: Sendable {
     func write(_ buffer: ByteBuffer) {
         guard fd >= 0 else { return }
         buffer.withUnsafeReadableBytes { bytes in
+            guard let base = bytes.baseAddress else { return }
             var offset = 0
             while offset < bytes.count {
-                let n = Glibc.write(fd, bytes.baseAddress! + offset, bytes.count - offset)
+                let n = Glibc.write(fd, base + offset, bytes.count - offset)
                 if n < 0 {
                     if errno == EINTR { continue }
                     return
