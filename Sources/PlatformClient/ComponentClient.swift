@@ -180,6 +180,61 @@ public final class ComponentClient: Sendable {
         try await send(.POST, "/internal/v1/logs", json: LogBatch(lines: lines))
     }
 
+    /// Streams a file as the raw body of `method path` (no buffering beyond one chunk) and
+    /// decodes the JSON answer. The body is sent with its length, as
+    /// `application/octet-stream`.
+    public func upload<Answer: Decodable>(_ method: HTTPMethod, _ path: String, file: String, as type: Answer.Type,
+                                          timeout: TimeAmount = .minutes(10)) async throws -> Answer {
+        guard let handle = FileHandle(forReadingAtPath: file) else {
+            throw Failure.unreachable("cannot read \(file)")
+        }
+        defer { try? handle.close() }
+        let size = Int64((try? FileManager.default.attributesOfItem(atPath: file)[.size] as? NSNumber)?.int64Value ?? 0)
+        var request = request(method, path, body: nil)
+        request.headers.add(name: "Content-Type", value: "application/octet-stream")
+        // Pulled one chunk at a time as the connection drains, so memory stays flat.
+        let chunks = AsyncThrowingStream<ByteBuffer, any Error>(unfolding: {
+            let data = try handle.read(upToCount: 1 << 20) ?? Data()
+            return data.isEmpty ? nil : ByteBuffer(data: data)
+        })
+        request.body = .stream(chunks, length: .known(size))
+        let response = try await execute(request, timeout: timeout)
+        let buffer: ByteBuffer
+        do {
+            buffer = try await response.body.collect(upTo: 1 << 20)
+        } catch {
+            throw Failure.unreachable("answer cut short: \(error)")
+        }
+        guard (200..<300).contains(Int(response.status.code)) else {
+            throw Failure.status(Int(response.status.code), Self.detail(of: buffer))
+        }
+        return try JSONDecoder().decode(Answer.self, from: Data(buffer.readableBytesView))
+    }
+
+    // MARK: Staging
+
+    /// Polls for staging work (and heartbeats): answers at once with claimed builds, or after
+    /// up to `waitSeconds` with none.
+    public func pollStaging(stager id: String, _ poll: StagerPoll) async throws -> StagerPollAnswer {
+        try await call(.POST, "/internal/v1/stagers/\(Self.segment(id))/poll", json: poll, as: StagerPollAnswer.self,
+                       timeout: .seconds(Int64(poll.waitSeconds) + 15))
+    }
+
+    /// Uploads a build's droplet (a tar.gz file), streamed.
+    public func uploadDroplet(build guid: String, file: String) async throws -> StagingBlobStored {
+        try await upload(.PUT, "/internal/v1/staging/\(Self.segment(guid))/droplet", file: file, as: StagingBlobStored.self)
+    }
+
+    /// Uploads a build's new buildpack cache (a tar.gz file), streamed.
+    public func uploadCache(build guid: String, file: String) async throws -> StagingBlobStored {
+        try await upload(.PUT, "/internal/v1/staging/\(Self.segment(guid))/cache", file: file, as: StagingBlobStored.self)
+    }
+
+    /// Reports a build's outcome.
+    public func completeStaging(build guid: String, _ result: StagingResult) async throws {
+        try await send(.POST, "/internal/v1/staging/\(Self.segment(guid))/complete", json: result)
+    }
+
     /// Percent-encodes one path segment.
     public static func segment(_ s: String) -> String {
         var allowed = CharacterSet.alphanumerics
