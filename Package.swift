@@ -124,6 +124,24 @@ let package = Package(
         ),
 
         .target(
+            name: "Stager",
+            dependencies: [
+                "Archives",
+                "Containers",
+                "GitFetch",
+                "PlatformClient",
+                "PlatformModels",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Yams", package: "Yams"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
             name: "ExecutionAgent",
             dependencies: [
                 "Archives",
@@ -187,6 +205,7 @@ let package = Package(
                 "ExecutionAgent",
                 "PlatformModels",
                 "PostgresStore",
+                "Stager",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -224,6 +243,17 @@ let package = Package(
         .testTarget(
             name: "ContainersTests",
             dependencies: ["Containers"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "StagerTests",
+            dependencies: [
+                "Stager",
+                "Archives",
+                "Containers",
+                "PlatformModels",
+                "TestSupport",
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -22,7 +22,7 @@ struct CFLikeServer: AsyncParsableCommand {
               cf-like-server controller --config config/cf-like.yaml
             """,
         version: PlatformVersion.current,
-        subcommands: [Controller.self, Dea.self, RouterCommand.self, All.self, Migrate.self, BootstrapAdmin.self,
+        subcommands: [Controller.self, Dea.self, StagerCommand.self, RouterCommand.self, All.self, Migrate.self, BootstrapAdmin.self,
                       DeaCleanup.self, BenchContainerStart.self])
 }
 
@@ -91,6 +91,21 @@ struct Dea: AsyncParsableCommand {
         let document = try options.document()
         let logger = options.logger("cf-like.dea", document: document)
         try await ComponentRunner.run(components: ["dea"], document: document, pidFile: options.pidFile, logger: logger)
+    }
+}
+
+/// Runs the stager until SIGTERM/SIGINT; builds in progress are cancelled with it.
+struct StagerCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "stager",
+        abstract: "Run the stager: builds app droplets with buildpacks in runc containers on this host (needs root).",
+        discussion: "Example:\n  cf-like-server stager --config config/cf-like.yaml --pid-file var/run/stager.pid")
+    @OptionGroup var options: CommonOptions
+
+    func run() async throws {
+        let document = try options.document()
+        let logger = options.logger("cf-like.stager", document: document)
+        try await ComponentRunner.run(components: ["stager"], document: document, pidFile: options.pidFile, logger: logger)
     }
 }
 

@@ -7,11 +7,12 @@ import NIOPosix
 import PlatformModels
 import PostgresStore
 import ServiceLifecycle
+import Stager
 
 /// Wires components into one ServiceGroup with graceful shutdown on SIGTERM/SIGINT.
 enum ComponentRunner {
     /// Every component `all` runs, in start order.
-    static let allComponents = ["controller", "dea"]
+    static let allComponents = ["controller", "stager", "dea"]
 
     static func run(components: [String], document: ConfigDocument, pidFile: String?, logger: Logger) async throws {
         if let pidFile {
@@ -40,6 +41,14 @@ enum ComponentRunner {
                 services.append(try AgentService(config: config, threadPool: threadPool, logger: logger))
                 logger.info("execution agent configured", metadata: [
                     "agent": .string(config.agentID), "state_dir": .string(config.stateDirectory), "subnet": .string(config.subnet)])
+            case "stager":
+                guard getuid() == 0 else {
+                    throw ConfigError("the stager needs root (runc, mounts, network namespaces, nftables)")
+                }
+                let config = try StagerConfig(document: document)
+                services.append(try StagerService(config: config, threadPool: threadPool, logger: logger))
+                logger.info("stager configured", metadata: [
+                    "stager": .string(config.stagerID), "state_dir": .string(config.stateDirectory), "subnet": .string(config.subnet)])
             default:
                 throw ConfigError("unknown component '\(component)'")
             }
