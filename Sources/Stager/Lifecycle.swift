@@ -47,7 +47,10 @@ enum Lifecycle {
           for entry in "${entries[@]}"; do
             IFS=$'\t' read -r i key name <<< "$entry"
             bp=/tmp/buildpacks/$i
-            [[ -x $bp/bin/detect ]] || continue
+            if [[ ! -x $bp/bin/detect ]]; then
+              printf -- '-----> Buildpack %s has no executable bin/detect: skipped\n' "$name" >&2
+              continue
+            fi
             if "$bp/bin/detect" "$app" < /dev/null > "$out/detect-$i"; then
               run=("$entry")
               printf '%s\n' "$i" > "$out/detected"

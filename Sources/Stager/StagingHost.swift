@@ -205,6 +205,8 @@ final class StagingRun: Sendable {
             let cacheDir = host.buildpackCache
             do {
                 let repository = try await host.threadPool.runIfActive { try fetcher.fetch(source, into: cacheDir, limits: limits) }
+                // Checkouts are made private; the build (vcap, through a read-only bind) must read this one.
+                chmod(repository.directory, 0o755)
                 await say("Buildpack \(buildpack) at \(repository.commit.prefix(12))\(repository.fromCache ? " (cached)" : "")")
                 fetched.append((buildpack, repository))
             } catch let error as GitError {

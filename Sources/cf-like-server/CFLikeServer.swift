@@ -6,6 +6,7 @@ import Logging
 import NIOPosix
 import PlatformModels
 import PostgresStore
+import Stager
 import ServiceLifecycle
 
 /// `cf-like-server`: one binary, one subcommand per component.
@@ -23,7 +24,7 @@ struct CFLikeServer: AsyncParsableCommand {
             """,
         version: PlatformVersion.current,
         subcommands: [Controller.self, Dea.self, StagerCommand.self, RouterCommand.self, All.self, Migrate.self, BootstrapAdmin.self,
-                      DeaCleanup.self, BenchContainerStart.self])
+                      DeaCleanup.self, BenchContainerStart.self, BenchStaging.self])
 }
 
 /// Options every subcommand shares.
@@ -161,6 +162,43 @@ struct BenchContainerStart: AsyncParsableCommand {
         let overhead = ContainerStartBenchmark.percentile(result.agentMillis, 50) - ContainerStartBenchmark.percentile(result.bareMillis, 50)
         print(String(format: "overhead p50: %.1f ms (goal <= 100 ms); ratio p50: %.2fx", overhead,
                      ContainerStartBenchmark.percentile(result.agentMillis, 50) / ContainerStartBenchmark.percentile(result.bareMillis, 50)))
+    }
+}
+
+/// `ops/bench/staging`: staging with warm caches beside a plain tar + gzip of the same app.
+struct BenchStaging: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bench-staging",
+        abstract: "Measure staging of fixture apps against tar + gzip of the same files (needs root).",
+        shouldDisplay: false)
+
+    @Option(help: "Stagings to measure per fixture (after one warm-up).")
+    var runs = 10
+
+    @Option(help: "Scratch directory (removed afterwards).")
+    var workDirectory = "/tmp/cf-like-bench-staging"
+
+    @Option(parsing: .upToNextOption, help: "Fixtures as NAME=BUILDPACK_DIR:APP_DIR.")
+    var fixture: [String] = []
+
+    func run() async throws {
+        guard getuid() == 0 else { throw ValidationError("the benchmark needs root") }
+        LoggingSetup.bootstrap(level: "warning")
+        let fixtures = try fixture.map { spec -> StagingBenchmark.Fixture in
+            let parts = spec.split(separator: "=", maxSplits: 1).map(String.init)
+            let dirs = parts.count == 2 ? parts[1].split(separator: ":", maxSplits: 1).map(String.init) : []
+            guard parts.count == 2, dirs.count == 2 else { throw ValidationError("--fixture wants NAME=BUILDPACK_DIR:APP_DIR, not \(spec)") }
+            return .init(name: parts[0], buildpack: dirs[0], app: dirs[1])
+        }
+        guard !fixtures.isEmpty else { throw ValidationError("give at least one --fixture") }
+        let rows = try await StagingBenchmark.run(fixtures: fixtures, runs: runs, workDirectory: workDirectory, logger: Logger(label: "bench"))
+        print("staging with warm caches, \(runs) runs each (ms)      p50      p99   tar+gzip p50   ratio p50   droplet")
+        for row in rows {
+            let p50 = StagingBenchmark.percentile(row.stagingMillis, 50), p99 = StagingBenchmark.percentile(row.stagingMillis, 99)
+            let tar = StagingBenchmark.percentile(row.tarGzipMillis, 50)
+            print(row.fixture.padding(toLength: 44, withPad: " ", startingAt: 0)
+                  + String(format: "%8.1f %8.1f %14.1f %10.1fx %8d KB", p50, p99, tar, p50 / max(tar, 0.001), row.dropletBytes / 1024))
+        }
     }
 }
 
