@@ -43,6 +43,17 @@ public struct ControllerConfig: Sendable {
     public var maxInternalBodyBytes: Int
     /// Seconds between keep-alive lines on a followed log stream.
     public var logStreamKeepaliveSeconds: Int
+    /// Memory and disk a build gets when its request names none (MB).
+    public var stagingMemoryMB: Int
+    public var stagingDiskMB: Int
+    /// How long a stager may work on one build; the monitor fails it 60 s after that.
+    public var stagingTimeoutSeconds: Int
+    /// How often stagers must poll while they run builds (seconds; told to them in every answer).
+    public var stagerHeartbeatIntervalSeconds: Int
+    /// A stager silent this long is lost: the builds it claimed fail.
+    public var stagerLostAfterSeconds: Int
+    /// Largest droplet or buildpack cache a stager may upload (bytes, as sent).
+    public var maxDropletBytes: Int
 
     /// Reads the keys; errors name the key at fault.
     public init(document: ConfigDocument) throws {
@@ -98,6 +109,12 @@ public struct ControllerConfig: Sendable {
         agentLostAfterSeconds = try document.int("controller.agent_lost_after_seconds", default: 30, range: 2...86400)
         maxInternalBodyBytes = try document.int("controller.max_internal_body_bytes", default: 8 << 20, range: 65536...(256 << 20))
         logStreamKeepaliveSeconds = try document.int("controller.log_stream_keepalive_seconds", default: 15, range: 1...300)
+        stagingMemoryMB = try document.int("controller.staging_memory_in_mb", default: 1024, range: 16...1_048_576)
+        stagingDiskMB = try document.int("controller.staging_disk_in_mb", default: 4096, range: 16...1_048_576)
+        stagingTimeoutSeconds = try document.int("controller.staging_timeout_seconds", default: 900, range: 1...86400)
+        stagerHeartbeatIntervalSeconds = try document.int("controller.stager_heartbeat_interval_seconds", default: 10, range: 1...300)
+        stagerLostAfterSeconds = try document.int("controller.stager_lost_after_seconds", default: 30, range: 2...86400)
+        maxDropletBytes = try document.int("controller.max_droplet_bytes", default: 2 << 30, range: 1024...(64 << 30))
     }
 
     /// key=value conninfo for the private cluster; values quoted so paths with spaces work.

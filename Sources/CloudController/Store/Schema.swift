@@ -8,7 +8,72 @@ enum Schema {
         Migration(version: 3, name: "buildpacks", sql: buildpacks),
         Migration(version: 4, name: "droplets", sql: droplets),
         Migration(version: 5, name: "agents", sql: agents),
+        Migration(version: 6, name: "builds", sql: builds),
     ]
+
+    /// Staging: builds (a package staged into a droplet by a stager), the stagers that claim
+    /// them and each app's buildpack cache. A build is queued while STAGING and unclaimed,
+    /// claimed by one stager (`FOR UPDATE SKIP LOCKED`), and ends STAGED or FAILED. The blobs a
+    /// stager uploads for a build are recorded on it until the build ends, so the janitor keeps
+    /// them; a STAGED build hands its droplet blob to a droplet row and its cache to the app.
+    private static let builds = """
+    CREATE TABLE stagers (
+        id text PRIMARY KEY CHECK (id ~ '^[a-z0-9][a-z0-9.-]{0,62}$'),
+        stager_version text NOT NULL DEFAULT '',
+        stacks text[] NOT NULL DEFAULT '{}',
+        -- builds the stager reported working on, and how many more it offered, at its last poll
+        running integer NOT NULL DEFAULT 0,
+        free_slots integer NOT NULL DEFAULT 0,
+        first_seen_at timestamptz NOT NULL DEFAULT now(),
+        last_seen_at timestamptz NOT NULL DEFAULT now(),
+        -- end of the long-poll it has parked (a parked stager is alive though it sends nothing)
+        poll_deadline timestamptz
+    );
+
+    CREATE TABLE builds (
+        id bigserial UNIQUE,
+        guid uuid PRIMARY KEY,
+        app_guid uuid NOT NULL REFERENCES apps(guid) ON DELETE CASCADE,
+        -- no foreign key: the build's history keeps naming its package
+        package_guid uuid NOT NULL,
+        state text NOT NULL DEFAULT 'STAGING' CHECK (state IN ('STAGING', 'STAGED', 'FAILED')),
+        error text,
+        lifecycle_type text NOT NULL DEFAULT 'buildpack',
+        -- as shown: admin buildpack names and git URLs with credentials redacted
+        buildpacks text[] NOT NULL DEFAULT '{}',
+        stack text NOT NULL,
+        -- what the stager fetches (StagingBuildpack JSON, real URLs), sealed with AES-GCM
+        staging_buildpacks_sealed text NOT NULL,
+        detect boolean NOT NULL,
+        staging_memory_in_mb integer NOT NULL CHECK (staging_memory_in_mb > 0),
+        staging_disk_in_mb integer NOT NULL CHECK (staging_disk_in_mb > 0),
+        timeout_seconds integer NOT NULL CHECK (timeout_seconds > 0),
+        droplet_guid uuid REFERENCES droplets(guid) ON DELETE SET NULL,
+        created_by_guid text NOT NULL,
+        created_by_name text NOT NULL,
+        claimed_by text,
+        claimed_at timestamptz,
+        -- the app's cache when the build was claimed (what GET .../cache serves)
+        input_cache_sha256 text,
+        droplet_blob_sha256 text,
+        droplet_size_bytes bigint,
+        cache_blob_sha256 text,
+        cache_size_bytes bigint,
+        labels jsonb NOT NULL DEFAULT '{}',
+        annotations jsonb NOT NULL DEFAULT '{}',
+        created_at timestamptz NOT NULL DEFAULT now(),
+        updated_at timestamptz NOT NULL DEFAULT now()
+    );
+    CREATE INDEX builds_app ON builds(app_guid);
+    CREATE INDEX builds_queue ON builds(created_at, id) WHERE state = 'STAGING' AND claimed_by IS NULL;
+    CREATE INDEX builds_claimed ON builds(claimed_by) WHERE state = 'STAGING';
+
+    -- The app's buildpacks as given, sealed, when one of them is a URL with credentials
+    -- (apps.buildpacks then holds the redacted form); and its buildpack cache.
+    ALTER TABLE apps ADD COLUMN buildpacks_sealed text;
+    ALTER TABLE apps ADD COLUMN buildpack_cache_sha256 text;
+    ALTER TABLE apps ADD COLUMN buildpack_cache_size_bytes bigint;
+    """
 
     /// Execution agents, the instances placed on them (desired), what they report (actual) and
     /// app logs. Any change to an agent's instances bumps its `assignments_version` and wakes its

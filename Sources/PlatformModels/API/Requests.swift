@@ -268,6 +268,34 @@ public struct CreateDropletRequest: Codable, Sendable {
     }
 }
 
+/// `POST /v3/builds`: stage a READY package. Without `lifecycle.data.buildpacks` the app's own
+/// buildpacks apply, and without those every enabled admin buildpack is tried in position order.
+public struct CreateBuildRequest: Codable, Sendable {
+    public struct PackageRef: Codable, Sendable {
+        public var guid: String
+        public init(guid: String) { self.guid = guid }
+    }
+    public var package: PackageRef
+    public var lifecycle: Lifecycle?
+    public var stagingMemoryInMB: Int?
+    public var stagingDiskInMB: Int?
+    /// Accepted for CF clients and ignored: staging logs are not rate-limited per build.
+    public var stagingLogRateLimitBytesPerSecond: Int?
+    public var metadata: MetadataPatch?
+    enum CodingKeys: String, CodingKey {
+        case package, lifecycle, stagingMemoryInMB = "staging_memory_in_mb", stagingDiskInMB = "staging_disk_in_mb"
+        case stagingLogRateLimitBytesPerSecond = "staging_log_rate_limit_bytes_per_second", metadata
+    }
+    public init(packageGuid: String, lifecycle: Lifecycle? = nil, stagingMemoryInMB: Int? = nil, stagingDiskInMB: Int? = nil) {
+        self.package = PackageRef(guid: packageGuid)
+        self.lifecycle = lifecycle
+        self.stagingMemoryInMB = stagingMemoryInMB
+        self.stagingDiskInMB = stagingDiskInMB
+        self.stagingLogRateLimitBytesPerSecond = nil
+        self.metadata = nil
+    }
+}
+
 /// `PATCH /v3/apps/:guid/relationships/current_droplet`.
 public struct SetCurrentDropletRequest: Codable, Sendable {
     public var data: RelationshipRequest.Data

@@ -448,6 +448,49 @@ public struct DropletResource: Codable, Sendable {
     }
 }
 
+/// `/v3/builds` resource: one staging of a package into a droplet (`STAGING -> STAGED|FAILED`).
+public struct BuildResource: Codable, Sendable {
+    /// The user who asked for the build.
+    public struct CreatedBy: Codable, Sendable, Equatable {
+        public var guid: String
+        public var name: String
+        @NullCodable public var email: String?
+        public init(guid: String, name: String, email: String? = nil) {
+            self.guid = guid; self.name = name; self.email = email
+        }
+    }
+    public var guid: String
+    public var createdAt: String
+    public var updatedAt: String
+    public var state: String
+    /// `<CF error name> - <message>` once FAILED, e.g. `NoAppDetectedError - ...`.
+    @NullCodable public var error: String?
+    /// The buildpacks as named (git URLs with credentials redacted) and the stack.
+    public var lifecycle: Lifecycle
+    public var package: ToOneRelationship.Data
+    /// The droplet once STAGED.
+    @NullCodable public var droplet: ToOneRelationship.Data?
+    public var stagingMemoryInMB: Int
+    public var stagingDiskInMB: Int
+    public var createdBy: CreatedBy
+    public var relationships: [String: ToOneRelationship]
+    public var metadata: Metadata
+    public var links: Links
+    enum CodingKeys: String, CodingKey {
+        case guid, createdAt = "created_at", updatedAt = "updated_at", state, error, lifecycle, package, droplet
+        case stagingMemoryInMB = "staging_memory_in_mb", stagingDiskInMB = "staging_disk_in_mb", createdBy = "created_by"
+        case relationships, metadata, links
+    }
+    public init(guid: String, createdAt: String, updatedAt: String, state: String, error: String?, lifecycle: Lifecycle,
+                packageGuid: String, dropletGuid: String?, stagingMemoryInMB: Int, stagingDiskInMB: Int, createdBy: CreatedBy,
+                relationships: [String: ToOneRelationship], metadata: Metadata, links: Links) {
+        self.guid = guid; self.createdAt = createdAt; self.updatedAt = updatedAt; self.state = state; self.error = error
+        self.lifecycle = lifecycle; self.package = .init(guid: packageGuid); self.droplet = dropletGuid.map(ToOneRelationship.Data.init(guid:))
+        self.stagingMemoryInMB = stagingMemoryInMB; self.stagingDiskInMB = stagingDiskInMB; self.createdBy = createdBy
+        self.relationships = relationships; self.metadata = metadata; self.links = links
+    }
+}
+
 /// `GET|PATCH /v3/apps/:guid/relationships/current_droplet` answer.
 public struct CurrentDropletRelationship: Codable, Sendable {
     public var data: ToOneRelationship.Data?
