@@ -77,6 +77,9 @@ public enum CloudController {
             ChangeFeedService(feed: feed),
             AgentMonitor(db: Database(pool: pool), interval: .seconds(config.agentHeartbeatIntervalSeconds),
                          lostAfterSeconds: config.agentLostAfterSeconds, cfAPI: config.externalURL, logger: logger))
+        app.addServices(StagingMonitor(
+            db: Database(pool: pool), interval: .seconds(min(config.stagerHeartbeatIntervalSeconds, config.stagerLostAfterSeconds)),
+            lostAfterSeconds: config.stagerLostAfterSeconds, keepLogLines: config.appLogLines, logger: logger))
         app.beforeServerStarts {
             let applied = try await prepareDatabase(pool: pool, config: config, logger: logger)
             logger.info("database ready", metadata: ["migrations.applied": .stringConvertible(applied.count)])
@@ -123,6 +126,7 @@ public enum CloudController {
         PackagesController(services: services).register(v3)
         BuildpacksController(services: services).register(v3)
         DropletsController(services: services).register(v3)
+        BuildsController(services: services).register(v3)
         ProcessStatsController(services: services).register(v3)
         AppLogsController(services: services).register(v3)
 
@@ -132,6 +136,7 @@ public enum CloudController {
         AppLogsController(services: services).registerInternal(internalGroup)
         RouteTableController(services: services).register(internalGroup)
         DropletDownloadController(services: services).register(internalGroup)
+        StagingController(services: services).register(internalGroup)
         return router
     }
 }

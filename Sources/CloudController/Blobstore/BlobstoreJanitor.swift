@@ -4,7 +4,8 @@ import NIOPosix
 import PostgresStore
 import ServiceLifecycle
 
-/// Removes blobs that no record references, every `interval`, for as long as the controller runs.
+/// Removes blobs that no record references, every `interval`, for as long as the controller runs
+/// (packages, droplets, apps' buildpack caches and the uploads of builds still STAGING all count).
 struct BlobstoreJanitor: Service {
     let pool: PostgresPool
     let blobstore: Blobstore
@@ -34,7 +35,13 @@ struct BlobstoreJanitor: Service {
 
     /// Every digest a record points at; blobs outside this set (and older than `grace`) go.
     static func collect(pool: PostgresPool, blobstore: Blobstore, threadPool: NIOThreadPool, grace: TimeInterval) async throws -> [String] {
-        let referenced = try await pool.query("SELECT blob_sha256 FROM packages WHERE blob_sha256 IS NOT NULL UNION SELECT blob_sha256 FROM droplets WHERE blob_sha256 IS NOT NULL")
+        let referenced = try await pool.query("""
+            SELECT blob_sha256 FROM packages WHERE blob_sha256 IS NOT NULL
+            UNION SELECT blob_sha256 FROM droplets WHERE blob_sha256 IS NOT NULL
+            UNION SELECT buildpack_cache_sha256 FROM apps WHERE buildpack_cache_sha256 IS NOT NULL
+            UNION SELECT d FROM builds, unnest(ARRAY[droplet_blob_sha256, cache_blob_sha256, input_cache_sha256]) AS d
+              WHERE builds.state = 'STAGING' AND d IS NOT NULL
+            """)
             .rows.map { try $0.decode("blob_sha256", as: String.self) }
         let keep = Set(referenced)
         return try await threadPool.runIfActive { blobstore.collectGarbage(referenced: keep, grace: grace) }

@@ -120,6 +120,8 @@ struct AppsController {
         }
     }
 
+    /// The lifecycle's shape; each buildpack is checked against the admin buildpacks and the git
+    /// URL policy in the transaction (`BuildpackSelection.validate`).
     static func validateLifecycle(_ lifecycle: Lifecycle?) throws {
         guard let lifecycle else { return }
         guard lifecycle.type == "buildpack" else { throw APIError.unprocessable("Lifecycle type must be 'buildpack'") }
@@ -141,6 +143,7 @@ struct AppsController {
         try Self.validateLifecycle(body.lifecycle)
         let metadata = try Labels.merge(Metadata(), body.metadata)
         let config = services.config
+        let box = BuildpackSelection.box(config)
         let row = try await services.db.write { conn in
             guard let spaceRow = try conn.query("SELECT organization_guid FROM spaces WHERE guid = $1", [space]).first else {
                 throw APIError.unprocessable("Invalid space. Ensure that the space exists and you have access to it.")
@@ -154,15 +157,17 @@ struct AppsController {
                try conn.query("SELECT 1 FROM stacks WHERE name = $1", [stack]).first == nil {
                 throw APIError.unprocessable("Stack '\(stack)' does not exist")
             }
+            let buildpacks = try body.lifecycle?.data.buildpacks.map { try BuildpackSelection.validate(conn, $0, box: box) }
             let guid = Rows.newGuid()
             let rows: PostgresResult
             do {
                 rows = try conn.query(
                     """
-                    INSERT INTO apps(guid, name, space_guid, buildpacks, stack, environment_variables, labels, annotations)
-                    VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING \(Self.columns)
+                    INSERT INTO apps(guid, name, space_guid, buildpacks, buildpacks_sealed, stack, environment_variables, labels, annotations)
+                    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING \(Self.columns)
                     """,
-                    [guid, body.name, space, body.lifecycle?.data.buildpacks ?? [], body.lifecycle?.data.stack ?? config.defaultStack,
+                    [guid, body.name, space, buildpacks?.display ?? [], buildpacks?.sealed,
+                     body.lifecycle?.data.stack ?? config.defaultStack,
                      Rows.json(env), Rows.json(metadata.labels), Rows.json(metadata.annotations)])
             } catch let error as PostgresError where error.isUniqueViolation {
                 throw APIError.unprocessable("App with the name '\(body.name)' already exists.")
@@ -182,6 +187,7 @@ struct AppsController {
         let body = try await services.body.decode(UpdateAppRequest.self, from: request, allowedKeys: ["name", "lifecycle", "metadata"])
         if let name = body.name { try Validate.name(name) }
         try Self.validateLifecycle(body.lifecycle)
+        let box = BuildpackSelection.box(services.config)
         let row = try await services.db.write { conn in
             let row = try Self.loadForWrite(conn, guid: guid, actor: actor)
             let metadata = try Labels.merge(try Rows.metadata(row), body.metadata)
@@ -189,16 +195,18 @@ struct AppsController {
                try conn.query("SELECT 1 FROM stacks WHERE name = $1", [stack]).first == nil {
                 throw APIError.unprocessable("Stack '\(stack)' does not exist")
             }
+            let buildpacks = try body.lifecycle?.data.buildpacks.map { try BuildpackSelection.validate(conn, $0, box: box) }
             let rows: PostgresResult
             do {
                 rows = try conn.query(
                     """
                     UPDATE apps SET name = coalesce($2, name), buildpacks = coalesce($3, buildpacks), stack = coalesce($4, stack),
+                      buildpacks_sealed = CASE WHEN $3::text[] IS NULL THEN buildpacks_sealed ELSE $7 END,
                       labels = $5, annotations = $6, updated_at = now()
                     WHERE guid = $1 RETURNING \(Self.columns)
                     """,
-                    [guid, body.name, body.lifecycle?.data.buildpacks, body.lifecycle?.data.stack,
-                     Rows.json(metadata.labels), Rows.json(metadata.annotations)])
+                    [guid, body.name, buildpacks?.display, body.lifecycle?.data.stack,
+                     Rows.json(metadata.labels), Rows.json(metadata.annotations), buildpacks?.sealed])
             } catch let error as PostgresError where error.isUniqueViolation {
                 throw APIError.unprocessable("App with the name '\(body.name ?? "")' already exists.")
             }

@@ -140,14 +140,17 @@ struct DropletsController {
         return try JSONResponse.make(try resource(row), status: .accepted)
     }
 
-    /// Keeps an app's newest `keep` staged droplets (and always the current one).
+    /// Keeps an app's newest `keep` staged droplets, always counting the current one in (kept
+    /// however old it is).
     static func prune(_ conn: PostgresConnection, app: String) throws {
+        let hasCurrent = try conn.query("SELECT droplet_guid IS NOT NULL AS current FROM apps WHERE guid = $1", [app]).first?
+            .decode("current", as: Bool.self) ?? false
         try conn.query("""
             DELETE FROM droplets WHERE guid IN (
               SELECT d.guid FROM droplets d JOIN apps a ON a.guid = d.app_guid
               WHERE d.app_guid = $1 AND d.state = 'STAGED' AND d.guid IS DISTINCT FROM a.droplet_guid
               ORDER BY d.created_at DESC, d.id DESC OFFSET $2)
-            """, [app, keep - 1])
+            """, [app, hasCurrent ? keep - 1 : keep])
     }
 
     @Sendable func delete(_ request: Request, context: ControllerContext) async throws -> Response {

@@ -27,7 +27,8 @@ final class ChangeFeed: Sendable {
     }
 
     /// The channels this controller listens on.
-    static let channels = [AgentProtocol.assignmentsChannel, AgentProtocol.logsChannel, RouteTableFeed.channel]
+    static let channels = [AgentProtocol.assignmentsChannel, AgentProtocol.logsChannel, RouteTableFeed.channel,
+                           StagingProtocol.stagingChannel]
 
     private let pool: PostgresPool
     private let logger: Logger
