@@ -31,6 +31,9 @@ struct ReleaseInfo: Equatable {
             throw Invalid(description: "bin/release printed invalid YAML: \(Self.firstLine(of: error))")
         }
         guard let node else { return ReleaseInfo(defaultProcessTypes: [:]) }
+        if case .scalar(let scalar) = node, scalar.tag == Tag(.null) || scalar.string.isEmpty || scalar.string == "~" {
+            return ReleaseInfo(defaultProcessTypes: [:])  // `---` alone: an empty document
+        }
         var budget = nodeBudget
         try spend(node, &budget)
         guard let mapping = node.mapping else {
@@ -88,7 +91,7 @@ struct ReleaseInfo: Equatable {
         var types: [String: String] = [:]
         var invalid: [Int] = []
         let text = String(decoding: data, as: UTF8.self)
-        for (number, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+        for (number, raw) in text.split(omittingEmptySubsequences: false, whereSeparator: { $0 == "\n" || $0 == "\r\n" }).enumerated() {
             let line = raw.trimmingCharacters(in: .whitespaces.union(CharacterSet(charactersIn: "\r")))
             if line.isEmpty || line.hasPrefix("#") { continue }
             guard let colon = line.firstIndex(of: ":") else {
