@@ -24,22 +24,22 @@ extension ControllerIntegration {
                 #expect(first.jobs.map(\.buildGUID) == Array(builds[0..<2]))
                 #expect(first.heartbeatIntervalSeconds == 10)
                 // Two stagers race for the other ten, a few slots at a time.
-                let claims = try await withThrowingTaskGroup(of: [String].self) { group in
+                let claims = try await withThrowingTaskGroup(of: (String, [String]).self) { group in
                     for stager in ["stager-a", "stager-b"] {
                         group.addTask {
                             var mine: [String] = []
                             for _ in 0..<20 {
                                 mine += try await p.poll(stager, slots: 2, running: mine).jobs.map(\.buildGUID)
                             }
-                            return mine
+                            return (stager, mine)
                         }
                     }
-                    var all: [[String]] = []
-                    for try await claimed in group { all.append(claimed) }
+                    var all: [String: [String]] = [:]
+                    for try await (stager, claimed) in group { all[stager] = claimed }
                     return all
                 }
-                let a = Set(claims[0]), b = Set(claims[1])
-                #expect(claims[0].count == a.count && claims[1].count == b.count, "no stager got a build twice")
+                let a = Set(claims["stager-a"] ?? []), b = Set(claims["stager-b"] ?? [])
+                #expect(claims["stager-a"]?.count == a.count && claims["stager-b"]?.count == b.count, "no stager got a build twice")
                 #expect(a.isDisjoint(with: b), "no build went to both stagers")
                 #expect(a.union(b) == Set(builds[2...]))
                 let claimedBy = try await p.pool.query("SELECT claimed_by, count(*) AS n FROM builds GROUP BY claimed_by ORDER BY claimed_by")
