@@ -72,7 +72,7 @@ public enum CloudController {
             logger: logger)
         app.addServices(BlobstoreJanitor(
             pool: pool, blobstore: Blobstore(root: config.blobstoreDirectory), threadPool: threadPool,
-            interval: .seconds(config.blobstoreGCIntervalSeconds), grace: 3600, logger: logger))
+            interval: .seconds(config.blobstoreGCIntervalSeconds), grace: 3600, resourcePool: ResourcePool(config: config), logger: logger))
         app.addServices(
             ChangeFeedService(feed: feed),
             AgentMonitor(db: Database(pool: pool), interval: .seconds(config.agentHeartbeatIntervalSeconds),
@@ -124,6 +124,7 @@ public enum CloudController {
         AuditEventsController(services: services).register(v3)
         JobsController(services: services).register(v3)
         PackagesController(services: services).register(v3)
+        ResourceMatchesController(services: services).register(v3)
         BuildpacksController(services: services).register(v3)
         DropletsController(services: services).register(v3)
         BuildsController(services: services).register(v3)

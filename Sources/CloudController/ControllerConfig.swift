@@ -33,6 +33,15 @@ public struct ControllerConfig: Sendable {
     public var maxPackageEntries: Int
     public var maxPackageCompressionRatio: Int
     public var blobstoreGCIntervalSeconds: Int
+    /// Smallest file the resource pool records and matches (bytes); smaller files are always uploaded.
+    public var resourcePoolMinBytes: Int
+    /// Largest file the resource pool records and matches (bytes).
+    public var resourcePoolMaxBytes: Int
+    /// Pool entries neither matched nor used for this many days are dropped by the janitor.
+    public var resourcePoolMaxIdleDays: Int
+    /// Total size of the pooled files; past it the janitor drops the least recently used entries
+    /// (0 turns the pool off: nothing is recorded or matched).
+    public var resourcePoolMaxTotalBytes: Int
     /// Log lines kept per app (the newest), across restarts and redeploys.
     public var appLogLines: Int
     /// How often agents are told to heartbeat (seconds).
@@ -104,6 +113,13 @@ public struct ControllerConfig: Sendable {
         maxPackageEntries = try document.int("controller.max_package_entries", default: 100_000, range: 1...10_000_000)
         blobstoreGCIntervalSeconds = try document.int("controller.blobstore_gc_interval_seconds", default: 3600, range: 10...604_800)
         maxPackageCompressionRatio = try document.int("controller.max_package_compression_ratio", default: 200, range: 2...100_000)
+        resourcePoolMinBytes = try document.int("controller.resource_pool_min_bytes", default: 65536, range: 1...(64 << 30))
+        resourcePoolMaxBytes = try document.int("controller.resource_pool_max_bytes", default: 512 << 20, range: 1...(64 << 30))
+        guard resourcePoolMinBytes <= resourcePoolMaxBytes else {
+            throw ConfigError("controller.resource_pool_min_bytes: must not be larger than controller.resource_pool_max_bytes")
+        }
+        resourcePoolMaxIdleDays = try document.int("controller.resource_pool_max_idle_days", default: 30, range: 1...3650)
+        resourcePoolMaxTotalBytes = try document.int("controller.resource_pool_max_total_bytes", default: 10 << 30, range: 0...(1 << 50))
         appLogLines = try document.int("controller.app_log_lines", default: 1000, range: 1...1_000_000)
         agentHeartbeatIntervalSeconds = try document.int("controller.agent_heartbeat_interval_seconds", default: 10, range: 1...300)
         agentLostAfterSeconds = try document.int("controller.agent_lost_after_seconds", default: 30, range: 2...86400)

@@ -10,11 +10,14 @@ extension Services {
     /// over-cap Content-Length before reading, claims the row (only from AWAITING_UPLOAD or
     /// FAILED, so one upload at a time), streams and validates the bits, then marks the row
     /// `storedState` (running `afterStored` in the same transaction) or FAILED with the reason.
+    /// With `usesResourcePool` (packages) the `resources` field is honoured and the stored
+    /// package's files are recorded in the resource pool once it is stored (see `assemblePackage`).
     ///
     /// `table` and `storedState` are constants of the callers, never request data. `authorize`
     /// loads the row the actor may write and returns its current state.
     func acceptUpload(
         _ request: Request, table: String, noun: String, guid: String, storedState: String, formatHint: String,
+        usesResourcePool: Bool = false,
         authorize: @escaping @Sendable (PostgresConnection) throws -> String,
         afterStored: @escaping @Sendable (PostgresConnection, _ appGuid: String) throws -> Void = { _, _ in }
     ) async throws {
@@ -33,27 +36,37 @@ extension Services {
             }
             try conn.query("UPDATE \(table) SET state = 'PROCESSING_UPLOAD', error = NULL, updated_at = now() WHERE guid = $1", [guid])
         }
+        var scratch: PackageScratch?
         do {
-            let (sha, size) = try await receiveArchive(request, boundary: boundary, limit: limit)
+            let received = try await receiveArchive(request, boundary: boundary, limit: limit, usesResourcePool: usesResourcePool)
+            scratch = received.scratch
             try await db.write { conn in
                 let app = try conn.query(
                     "UPDATE \(table) SET state = $4, blob_sha256 = $2, size_bytes = $3, updated_at = now() WHERE guid = $1 RETURNING app_guid",
-                    [guid, sha, size, storedState]).rows[0].decode("app_guid", as: String.self)
+                    [guid, received.sha256, received.size, storedState]).rows[0].decode("app_guid", as: String.self)
                 try afterStored(conn, app)
             }
         } catch {
+            await removeScratch(scratch)
             let message = (error as? APIError)?.detail ?? "the upload failed"
             _ = try? await db.write { conn in
                 try conn.query("UPDATE \(table) SET state = 'FAILED', error = $2, updated_at = now() WHERE guid = $1", [guid, message])
             }
             throw error
         }
+        if let scratch {
+            await recordInPool(scratch)
+            await removeScratch(scratch)
+        }
     }
 
     /// Streams the multipart body: `bits` into a blob writer (flushed to disk off the cooperative
-    /// pool), `resources` into memory up to 1 MiB; then validates every entry of the archive and
+    /// pool), `resources` into memory up to 4 MiB; then validates every entry of the archive and
     /// commits the blob. Nothing is left behind when anything fails.
-    func receiveArchive(_ request: Request, boundary: String, limit: Int) async throws -> (String, Int) {
+    ///
+    /// Only a package upload (`usesResourcePool`) may list `resources`; it is then built by
+    /// `assemblePackage`, which also returns the scratch tree for the resource pool.
+    func receiveArchive(_ request: Request, boundary: String, limit: Int, usesResourcePool: Bool = false) async throws -> ReceivedArchive {
         let services = self
         let writer = try await services.threadPool.runIfActive { try services.blobstore.writer(limit: limit) }
         let collector = MultipartCollector(boundary: boundary)
@@ -77,19 +90,37 @@ extension Services {
             writer.discard()
             throw APIError.unprocessable("The upload was interrupted or is not valid multipart/form-data")
         }
-        guard collector.sawBits else {
+        var resources: [PoolResource] = []
+        if let text = collector.resources, !text.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty {
+            do {
+                if usesResourcePool {
+                    resources = try resourceReader(field: "resources", allowV2: true, requirePath: true,
+                                                   maxCount: config.maxPackageEntries).read(text: text)
+                } else if text.trimmingCharacters(in: .whitespacesAndNewlines) != "[]" {
+                    throw APIError.unprocessable("Only package uploads take 'resources': upload every file in 'bits' and send 'resources' as []")
+                }
+            } catch {
+                writer.discard()
+                throw error
+            }
+        }
+        // A client whose every file is pooled sends 'resources' alone (the cf CLI leaves 'bits' out or empty).
+        let hasBits = collector.sawBits && writer.size > 0
+        guard hasBits || !resources.isEmpty else {
             writer.discard()
             throw APIError.unprocessable("The upload has no 'bits' field")
         }
-        if let resources = collector.resources, !resources.isEmpty {
-            let trimmed = resources.trimmingCharacters(in: .whitespacesAndNewlines)
-            guard trimmed == "[]" else {
-                writer.discard()
-                throw APIError.unprocessable("This platform holds no files for resource matching yet: upload every file in 'bits' and send 'resources' as []")
-            }
+        let written: BlobWriter.Result?
+        if hasBits {
+            written = try await services.threadPool.runIfActive { try writer.finish() }
+        } else {
+            writer.discard()
+            written = nil
         }
-        let written = try await services.threadPool.runIfActive { try writer.finish() }
-        let config = services.config
+        if usesResourcePool, !resources.isEmpty || ResourcePool(config: config).isEnabled {
+            return try await assemblePackage(archive: written, resources: resources)
+        }
+        guard let written else { throw APIError.unprocessable("The upload has no 'bits' field") }
         do {
             try await services.threadPool.runIfActive { try Services.validate(archive: written.tempPath, config: config, logger: services.logger) }
         } catch {
@@ -97,7 +128,7 @@ extension Services {
             throw error
         }
         let sha = try await services.threadPool.runIfActive { try services.blobstore.commit(written) }
-        return (sha, written.size)
+        return ReceivedArchive(sha256: sha, size: written.size, scratch: nil)
     }
 
     /// The library's message, naming the entry when the message does not already.
@@ -106,12 +137,17 @@ extension Services {
         return "\(error.message) (entry: '\(entry)')"
     }
 
-    /// Every entry checked by the safe extractor's validation pass; nothing is written.
-    static func validate(archive: String, config: ControllerConfig, logger: Logger) throws {
-        let extractor = SafeExtractor(
+    /// The safe extractor with the package caps of the configuration.
+    static func packageExtractor(config: ControllerConfig, logger: Logger) -> SafeExtractor {
+        SafeExtractor(
             limits: .init(maxTotalBytes: Int64(config.maxPackageUncompressedBytes), maxEntries: config.maxPackageEntries,
                           maxCompressionRatio: Double(config.maxPackageCompressionRatio)),
             options: .init(owner: nil, allowSymlinks: true), logger: logger)
+    }
+
+    /// Every entry checked by the safe extractor's validation pass; nothing is written.
+    static func validate(archive: String, config: ControllerConfig, logger: Logger) throws {
+        let extractor = packageExtractor(config: config, logger: logger)
         do {
             try extractor.validate(archiveAt: archive)
         } catch let error as ArchiveError {

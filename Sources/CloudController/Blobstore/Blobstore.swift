@@ -44,17 +44,57 @@ struct Blobstore: Sendable {
         return try BlobWriter(directory: root + "/tmp", limit: limit)
     }
 
-    /// Moves a finished temp file into place under its digest (an existing identical blob wins).
+    /// Moves a finished temp file into place under its digest. An existing identical blob wins
+    /// and has its modification time renewed, so garbage collection's grace period covers it
+    /// again while the caller records its reference.
     func commit(_ written: BlobWriter.Result) throws -> String {
         let target = path(written.sha256)
         try FileManager.default.createDirectory(atPath: (target as NSString).deletingLastPathComponent,
                                                 withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         if FileManager.default.fileExists(atPath: target) {
             try? FileManager.default.removeItem(atPath: written.tempPath)
+            _ = utimes(target, nil)
         } else if rename(written.tempPath, target) != 0 {
             throw Failure(kind: .io, description: "cannot store blob: \(String(cString: strerror(errno)))")
         }
         return written.sha256
+    }
+
+    /// Renews an existing blob's modification time, as `commit` does for a duplicate, before a
+    /// new reference to it is recorded; false when the blob is absent.
+    func retain(_ sha256: String) -> Bool {
+        Self.isDigest(sha256) && utimes(path(sha256), nil) == 0
+    }
+
+    /// A fresh path in the temp area for a file the caller writes itself and then stores with
+    /// `commit(fileAt:)` (or removes).
+    func temporaryPath(suffix: String = "") throws -> String {
+        try ensureDirectories()
+        return "\(root)/tmp/\(UUID().uuidString.lowercased())\(suffix)"
+    }
+
+    /// Hashes a finished file in the temp area and moves it into place like `commit(_:)`.
+    /// The file is removed when this throws.
+    func commit(fileAt tempPath: String) throws -> BlobWriter.Result {
+        do {
+            guard let handle = FileHandle(forReadingAtPath: tempPath) else {
+                throw Failure(kind: .io, description: "cannot open \(tempPath)")
+            }
+            defer { try? handle.close() }
+            var hasher = SHA256()
+            var size = 0
+            while let data = try handle.read(upToCount: 1 << 20), !data.isEmpty {
+                hasher.update(data: data)
+                size += data.count
+            }
+            try handle.synchronize()
+            let result = BlobWriter.Result(tempPath: tempPath, sha256: hasher.finalize().map { String(format: "%02x", $0) }.joined(), size: size)
+            _ = try commit(result)
+            return result
+        } catch {
+            try? FileManager.default.removeItem(atPath: tempPath)
+            throw error
+        }
     }
 
     /// Reads a blob in chunks, verifying its digest; `body` sees every chunk before the check at

@@ -12,6 +12,17 @@ import PostgresStore
 /// (extracted into a scratch directory with the safe extractor, which refuses traversal,
 /// outside symlinks, hardlinks, devices and bombs and names the entry at fault) before the
 /// package becomes READY. A refused or interrupted upload leaves the package FAILED and no file behind.
+///
+/// The multipart `resources` field names files left out of `bits` because the resource pool
+/// holds them (`POST /v3/resource_matches`), as a JSON array in CF's v3 shape
+/// (`{"checksum":{"value":sha1},"size_in_bytes","path","mode"}`) or v2 shape
+/// (`{"fn","sha1","size","mode"}`); the package is then built from both (`assemblePackage`).
+/// After a package is stored, its files within the pool's size bounds join the pool.
+///
+/// Stored format: a package blob is an archive whose format is detected from its content, as
+/// the safe extractor does, never from a name: the uploaded archive itself (zip or tar.gz, as
+/// sent) when `resources` is empty or absent, else a tar.gz written by `TarGzWriter` (owner
+/// vcap, modes 0644/0755, symlinks kept as links). `data.checksum` is its SHA-256.
 struct PackagesController {
     let services: Services
     static let columns = """
@@ -114,7 +125,8 @@ struct PackagesController {
     @Sendable func upload(_ request: Request, context: ControllerContext) async throws -> Response {
         let actor = try context.requireActor()
         let guid = try services.guidParameter(context, resource: "Package")
-        try await services.acceptUpload(request, table: "packages", noun: "Package", guid: guid, storedState: "READY", formatHint: "") { conn in
+        try await services.acceptUpload(request, table: "packages", noun: "Package", guid: guid, storedState: "READY", formatHint: "",
+                                        usesResourcePool: true) { conn in
             let (row, roles) = try Self.load(conn, guid: guid, actor: actor)
             guard roles.isSpaceDeveloper else { throw APIError.notAuthorized() }
             return try row.decode("state", as: String.self)
@@ -160,8 +172,8 @@ final class MultipartCollector: @unchecked Sendable {
                 self.pendingBits.append(contentsOf: buffer.readableBytesView)
             case "resources":
                 self.resourceBytes.append(contentsOf: buffer.readableBytesView)
-                if self.resourceBytes.count > 1 << 20 {
-                    self.failure = APIError.unprocessable("The 'resources' field is larger than 1 MiB")
+                if self.resourceBytes.count > 4 << 20 {
+                    self.failure = APIError.unprocessable("The 'resources' field is larger than 4 MiB")
                 }
             default:
                 self.failure = APIError.unprocessable("Unknown upload field '\(self.currentName ?? "")': expected 'bits' and 'resources'")

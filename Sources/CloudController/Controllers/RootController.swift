@@ -40,8 +40,8 @@ struct RootController {
     }
 
     @Sendable func v3(_ request: Request, context: ControllerContext) async throws -> Response {
-        let names = ["apps", "audit_events", "domains", "info", "jobs", "organizations", "processes", "roles", "routes",
-                     "spaces", "stacks", "users"]
+        let names = ["apps", "audit_events", "domains", "info", "jobs", "organizations", "processes", "resource_matches", "roles",
+                     "routes", "spaces", "stacks", "users"]
         var links: [String: Link] = ["self": services.link("/v3")]
         for name in names { links[name] = services.link("/v3/\(name)") }
         return try JSONResponse.make(["links": links])
