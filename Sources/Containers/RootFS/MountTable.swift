@@ -4,13 +4,28 @@ import Foundation
 public enum MountTable {
     /// Mount points, in mountinfo order (a path mounted twice appears twice).
     public static func current() throws -> [String] {
-        let text: String
-        do {
-            text = try String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8)
-        } catch {
-            throw ContainerError(.io, "cannot read /proc/self/mountinfo", cause: error)
+        parse(try readProcFile("/proc/self/mountinfo"))
+    }
+
+    /// The whole of a `/proc` file. Such files report size 0 and hand out their text one page
+    /// per `read`, so this reads until end of file: a single read would see only the first
+    /// few mounts of a busy host.
+    static func readProcFile(_ path: String) throws -> String {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw ContainerError.systemCall("open", path, errno: errno) }
+        defer { close(fd) }
+        var bytes: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let count = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if count < 0 {
+                if errno == EINTR { continue }
+                throw ContainerError.systemCall("read", path, errno: errno)
+            }
+            if count == 0 { break }
+            bytes.append(contentsOf: chunk[0..<count])
         }
-        return parse(text)
+        return String(decoding: bytes, as: UTF8.self)
     }
 
     /// Whether `path` is a mount point right now.
