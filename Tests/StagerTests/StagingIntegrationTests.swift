@@ -72,6 +72,9 @@ struct StagingIntegrationTests {
             #expect(info == ["detected_buildpack": "hello", "start_command": "./run.sh"])
             #expect(lab.logs.text.contains("-----> compiling the hello app"), "buildpack output reaches the staging log")
             #expect(lab.logs.all.allSatisfy { $0.sourceType == "STG" })
+            let mounts = try String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8)
+            #expect(!mounts.contains(lab.base + "/state/builds/"), "the build's overlay is unmounted")
+            #expect(((try? FileManager.default.contentsOfDirectory(atPath: lab.base + "/state/builds")) ?? []).isEmpty)
         }
     }
 

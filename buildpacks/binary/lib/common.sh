@@ -3,7 +3,8 @@
 # "-----> step" lines and sub-lines indented by seven spaces.
 
 BP_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-BP_NAME="$(basename "$BP_DIR")"
+# The name is fixed: a stager mounts the checkout wherever it likes.
+BP_NAME=binary
 BP_VERSION="$(cat "$BP_DIR/VERSION")"
 
 topic()  { echo "-----> $*"; }
