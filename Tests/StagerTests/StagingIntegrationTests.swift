@@ -215,6 +215,57 @@ struct StagingIntegrationTests {
     }
 }
 
+/// SECURITY C10: a buildpack that fills the disk, forks without end or floods its output is
+/// stopped or contained, and the build fails (or finishes) with a clear message.
+@Suite(.serialized)
+struct StagingLimitTests {
+    @Test func aBuildpackFillingTheDiskIsStopped() async throws {
+        try await StagerLab.with("disk", slot: 8) { lab in
+            let filling = try lab.repository("filling", Buildpacks.with([
+                "bin/compile": "#!/bin/bash\nfor i in $(seq 1 40); do head -c 10M /dev/zero > \"$1/blob-$i\"; sleep 0.2; done\n",
+            ]))
+            let package = try lab.package(["hello.txt": "hi"])
+            let (outcome, _) = await lab.stage(lab.job([StagerLab.buildpack(filling)], diskMB: 64), package: package)
+            let failure = try #require(outcome.result.failure)
+            #expect(failure.code == .stagingError)
+            #expect(failure.message.contains("disk limit (64 MB)"), "\(failure.message)")
+        }
+    }
+
+    @Test func forksAreBoundedByThePidsLimit() async throws {
+        try await StagerLab.with("pids", slot: 9) { lab in
+            let forking = try lab.repository("forking", Buildpacks.with([
+                "bin/compile": "#!/bin/bash\nfor i in $(seq 1 1000); do sleep 30 & done 2>/dev/null\nwait\n",
+            ]))
+            let package = try lab.package(["hello.txt": "hi"])
+            let started = ContinuousClock.now
+            let (outcome, _) = await lab.stage(lab.job([StagerLab.buildpack(forking)], timeout: 8), package: package)
+            // The pids limit (256 in the lab) stops the loop long before 1000 processes; the
+            // survivors sleep on until the staging timeout ends them all.
+            #expect(outcome.result.failure != nil)
+            #expect(ContinuousClock.now - started < .seconds(30))
+            let output = lab.logs.text
+            #expect(output.contains("fork") || output.contains("Resource temporarily unavailable") || outcome.result.failure?.code == .stagingTimeout,
+                    "\(String(describing: outcome.result.failure))")
+        }
+    }
+
+    @Test func aFloodOfOutputIsRateLimitedAndTheBuildStillFinishes() async throws {
+        try await StagerLab.with("flood", slot: 10) { lab in
+            let noisy = try lab.repository("noisy", Buildpacks.with([
+                "bin/compile": "#!/bin/bash\nseq 1 300000\necho compiled > \"$1/compiled.txt\"\n",
+            ]))
+            let package = try lab.package(["hello.txt": "hi"])
+            let (outcome, droplet) = await lab.stage(lab.job([StagerLab.buildpack(noisy)]), package: package)
+            #expect(outcome.result.success != nil, "\(String(describing: outcome.result.failure))")
+            #expect(droplet.map { FileManager.default.fileExists(atPath: $0 + "/app/compiled.txt") } == true)
+            let lines = lab.logs.all
+            #expect(lines.count < 100_000, "lines past the rate are dropped, not shipped: \(lines.count)")
+            #expect(lines.contains { $0.message.contains("dropped") }, "the log says lines were dropped")
+        }
+    }
+}
+
 /// A TCP listener on every host address that counts connections (the build must not reach it).
 final class TCPListener: @unchecked Sendable {
     let fd: Int32
