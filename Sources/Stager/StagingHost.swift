@@ -163,6 +163,7 @@ final class StagingRun: Sendable {
                                            mounts: buildpackMounts(buildpacks))
             try checkBuilder(built)
             let success = try release(buildpacks: buildpacks)
+            if let command = success.startCommand { await say("Start command: \(command)") }
             await say("Uploading droplet, build artifacts cache...")
             let packed = try await runPhase("pack", arguments: ["/bin/bash", "/tmp/lifecycle/packer"], mounts: [])
             guard case .exited(0) = packed else {
@@ -354,7 +355,6 @@ final class StagingRun: Sendable {
         } catch {
             throw Failed(code: .stagingError, message: "Cannot write staging_info.yml: \(error)")
         }
-        if let startCommand { Task { [self] in await say("Start command: \(startCommand)") } }
         return StagingResult.Success(processTypes: types, buildpacks: staged, stack: job.stack, startCommand: startCommand)
     }
 
