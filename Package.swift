@@ -158,6 +158,15 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .target(
+            name: "HealthManager",
+            dependencies: [
+                "PlatformModels",
+                "PostgresStore",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
             name: "AppRouter",
             dependencies: [
                 "PlatformClient",
@@ -266,6 +275,11 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "HealthManagerTests",
+            dependencies: ["HealthManager", "PlatformModels", "PostgresStore", "TestSupport"],
             swiftSettings: swiftSettings
         ),
         .testTarget(
