@@ -102,10 +102,16 @@ public actor Stager {
         }
         for task in running.values { task.cancel() }
         for task in running.values { await task.value }
-        // Nothing survives a stager (builds are not resumed), so its network goes with it.
-        do { try await host.network.teardown() } catch {
-            logger.warning("cannot remove the staging network", metadata: ["error": "\(error)"])
-        }
+        // Nothing survives a stager (builds are not resumed), so its network goes with it. This
+        // task is cancelled by now and a cancelled caller stops the commands it runs: tear down
+        // from a task of its own.
+        let network = host.network
+        let logger = self.logger
+        await Task {
+            do { try await network.teardown() } catch {
+                logger.warning("cannot remove the staging network", metadata: ["error": "\(error)"])
+            }
+        }.value
         logger.info("stager stopped", metadata: ["stager": "\(config.stagerID)"])
     }
 

@@ -60,7 +60,9 @@ struct StagingHost: Sendable {
         let run = StagingRun(host: self, job: job, paths: directory(job.buildGUID), log: log,
                              deadline: started + .seconds(job.timeoutSeconds))
         let outcome = await run.execute(package: package, cache: cache)
-        await run.cleanUp()
+        // Containers, mounts and network go even when the build was cancelled (a cancelled
+        // caller would stop the commands that remove them), so clean up from a task of its own.
+        await Task { await run.cleanUp() }.value
         var result = outcome.result
         result.durationSeconds = Self.seconds(ContinuousClock.now - started)
         return StagingOutcome(result: result, droplet: outcome.droplet, cache: outcome.cache)
