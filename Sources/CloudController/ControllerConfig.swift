@@ -1,4 +1,5 @@
 import Foundation
+import GitFetch
 import PlatformModels
 
 /// The Cloud Controller's configuration: section `controller` (and `postgres` for the embedded
@@ -57,6 +58,15 @@ public struct ControllerConfig: Sendable {
     public var stagingDiskMB: Int
     /// How long a stager may work on one build; the monitor fails it 60 s after that.
     public var stagingTimeoutSeconds: Int
+    /// Hosts (`host` or `host:port`) whose git URLs apps may use over plain `http://` (an
+    /// in-house git server); https is always allowed.
+    public var gitHTTPHosts: [String]
+    /// What git URLs apps may name.
+    public var gitURLPolicy: GitURLPolicy {
+        var policy = GitURLPolicy.default
+        policy.insecureHostAllowList = Set(gitHTTPHosts)
+        return policy
+    }
     /// How often stagers must poll while they run builds (seconds; told to them in every answer).
     public var stagerHeartbeatIntervalSeconds: Int
     /// A stager silent this long is lost: the builds it claimed fail.
@@ -128,6 +138,9 @@ public struct ControllerConfig: Sendable {
         stagingMemoryMB = try document.int("controller.staging_memory_in_mb", default: 1024, range: 16...1_048_576)
         stagingDiskMB = try document.int("controller.staging_disk_in_mb", default: 4096, range: 16...1_048_576)
         stagingTimeoutSeconds = try document.int("controller.staging_timeout_seconds", default: 900, range: 1...86400)
+        gitHTTPHosts = document.string("controller.git_http_hosts", default: "").split(separator: ",").map {
+            $0.trimmingCharacters(in: .whitespaces).lowercased()
+        }.filter { !$0.isEmpty }
         stagerHeartbeatIntervalSeconds = try document.int("controller.stager_heartbeat_interval_seconds", default: 10, range: 1...300)
         stagerLostAfterSeconds = try document.int("controller.stager_lost_after_seconds", default: 30, range: 2...86400)
         maxDropletBytes = try document.int("controller.max_droplet_bytes", default: 2 << 30, range: 1024...(64 << 30))

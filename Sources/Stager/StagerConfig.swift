@@ -69,7 +69,7 @@ public struct StagerConfig: Sendable {
         logMaxBytes = try document.int("stager.log_max_bytes", default: 4 << 20, range: 65536...(1 << 30))
         buildpackFetchTimeoutSeconds = try document.int("stager.buildpack_fetch_timeout_seconds", default: 300, range: 5...3600)
         buildpackMaxBytes = try document.int("stager.buildpack_max_bytes", default: 512 << 20, range: 1 << 20...(8 << 30))
-        gitHTTPHosts = document.string("stager.git_http_hosts", default: "").split(separator: ",").map {
+        gitHTTPHosts = document.string("stager.git_http_hosts", default: document.string("controller.git_http_hosts", default: "")).split(separator: ",").map {
             $0.trimmingCharacters(in: .whitespaces).lowercased()
         }.filter { !$0.isEmpty }
         maxArchiveBytes = try document.int("stager.max_archive_bytes", default: 4 << 30, range: 1 << 20...(64 << 30))

@@ -236,6 +236,20 @@ extension ControllerIntegration {
             }
         }
 
+        @Test func plainHTTPGitHostsMayBeAllowedByConfiguration() async throws {
+            try await Platform.run(configure: ["CFLIKE_CONTROLLER_GIT_HTTP_HOSTS": "git.internal:8080, Mirror.Example"]) { p in
+                let t = try await p.tenant("alice")
+                let app = try await p.app("web", space: t.space, token: t.token)
+                func lifecycle(_ bp: String) -> String { #"{"lifecycle":{"type":"buildpack","data":{"buildpacks":["\#(bp)"]}}}"# }
+                #expect(try await p.patch("/v3/apps/\(app)", t.token, lifecycle("http://git.internal:8080/bp.git")).status == .ok)
+                #expect(try await p.patch("/v3/apps/\(app)", t.token, lifecycle("http://mirror.example/bp.git#v2")).status == .ok)
+                let other = try await p.patch("/v3/apps/\(app)", t.token, lifecycle("http://git.example.com/bp.git"))
+                #expect(other.status == .unprocessableContent, "only the listed hosts: \(other.body)")
+                #expect(try await p.patch("/v3/apps/\(app)", t.token, lifecycle("file:///srv/bp")).status == .unprocessableContent,
+                        "local sources stay an administrator's")
+            }
+        }
+
         @Test func withNoBuildpackAtAllTheBuildFailsAtOnce() async throws {
             try await Platform.run { p in
                 try await p.adminBuildpack("other-stack-only", url: "https://git.example.com/x.git", stack: "another-stack")

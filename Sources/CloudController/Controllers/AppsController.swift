@@ -144,6 +144,7 @@ struct AppsController {
         let metadata = try Labels.merge(Metadata(), body.metadata)
         let config = services.config
         let box = BuildpackSelection.box(config)
+        let policy = config.gitURLPolicy
         let row = try await services.db.write { conn in
             guard let spaceRow = try conn.query("SELECT organization_guid FROM spaces WHERE guid = $1", [space]).first else {
                 throw APIError.unprocessable("Invalid space. Ensure that the space exists and you have access to it.")
@@ -157,7 +158,7 @@ struct AppsController {
                try conn.query("SELECT 1 FROM stacks WHERE name = $1", [stack]).first == nil {
                 throw APIError.unprocessable("Stack '\(stack)' does not exist")
             }
-            let buildpacks = try body.lifecycle?.data.buildpacks.map { try BuildpackSelection.validate(conn, $0, box: box) }
+            let buildpacks = try body.lifecycle?.data.buildpacks.map { try BuildpackSelection.validate(conn, $0, box: box, policy: policy) }
             let guid = Rows.newGuid()
             let rows: PostgresResult
             do {
@@ -188,6 +189,7 @@ struct AppsController {
         if let name = body.name { try Validate.name(name) }
         try Self.validateLifecycle(body.lifecycle)
         let box = BuildpackSelection.box(services.config)
+        let policy = services.config.gitURLPolicy
         let row = try await services.db.write { conn in
             let row = try Self.loadForWrite(conn, guid: guid, actor: actor)
             let metadata = try Labels.merge(try Rows.metadata(row), body.metadata)
@@ -195,7 +197,7 @@ struct AppsController {
                try conn.query("SELECT 1 FROM stacks WHERE name = $1", [stack]).first == nil {
                 throw APIError.unprocessable("Stack '\(stack)' does not exist")
             }
-            let buildpacks = try body.lifecycle?.data.buildpacks.map { try BuildpackSelection.validate(conn, $0, box: box) }
+            let buildpacks = try body.lifecycle?.data.buildpacks.map { try BuildpackSelection.validate(conn, $0, box: box, policy: policy) }
             let rows: PostgresResult
             do {
                 rows = try conn.query(

@@ -35,10 +35,10 @@ enum BuildpackSelection {
     }
 
     /// The entry as a source an app may use, or 422 naming it (redacted) and saying why.
-    static func userSource(_ entry: String) throws -> GitSource {
+    static func userSource(_ entry: String, policy: GitURLPolicy) throws -> GitSource {
         do {
             let source = try GitSource(parsing: entry, trusted: false)
-            try GitURLPolicy.default.check(source)
+            try policy.check(source)
             return source
         } catch let error as GitError {
             throw APIError.unprocessable(
@@ -67,7 +67,7 @@ enum BuildpackSelection {
     }
 
     /// Checks every entry (an existing admin buildpack's name or an acceptable git URL).
-    static func validate(_ conn: PostgresConnection, _ entries: [String], box: SecretBox) throws -> Named {
+    static func validate(_ conn: PostgresConnection, _ entries: [String], box: SecretBox, policy: GitURLPolicy) throws -> Named {
         try checkShape(entries)
         var display: [String] = []
         var secret = false
@@ -76,7 +76,7 @@ enum BuildpackSelection {
                 display.append(entry)
                 continue
             }
-            let source = try userSource(entry)
+            let source = try userSource(entry, policy: policy)
             secret = secret || source.url.hasCredentials
             display.append(source.url.hasCredentials ? source.description : entry)
         }
@@ -107,7 +107,7 @@ enum BuildpackSelection {
     /// Named entries in order, each an enabled admin buildpack for `stack` (trusted) or a user
     /// git URL; none named: every enabled admin buildpack for `stack` (or for any stack) in
     /// position order, to detect from.
-    static func resolve(_ conn: PostgresConnection, named: [String], stack: String, box: SecretBox) throws -> Resolution {
+    static func resolve(_ conn: PostgresConnection, named: [String], stack: String, box: SecretBox, policy: GitURLPolicy) throws -> Resolution {
         func unseal(_ row: PostgresRow) throws -> StagingBuildpack {
             let name = try row.decode("name", as: String.self)
             let url: String
@@ -140,7 +140,7 @@ enum BuildpackSelection {
                 display.append(entry)
                 continue
             }
-            let source = try userSource(entry)
+            let source = try userSource(entry, policy: policy)
             let shown = source.url.hasCredentials ? source.description : entry
             buildpacks.append(StagingBuildpack(name: nil, url: entry, displayURL: source.description, trusted: false))
             display.append(shown)

@@ -118,6 +118,7 @@ struct BuildsController {
         try AppsController.validateLifecycle(body.lifecycle)
         let metadata = try Labels.merge(Metadata(), body.metadata)
         let box = BuildpackSelection.box(config)
+        let policy = config.gitURLPolicy
         let row = try await services.db.write { conn in
             guard let source = try conn.query(
                 """
@@ -141,7 +142,7 @@ struct BuildsController {
             }
             let stack = try body.lifecycle?.data.stack ?? source.decode("stack", as: String?.self) ?? config.defaultStack
             let named = try body.lifecycle?.data.buildpacks ?? BuildpackSelection.appEntries(source, box: box)
-            let resolution = try BuildpackSelection.resolve(conn, named: named, stack: stack, box: box)
+            let resolution = try BuildpackSelection.resolve(conn, named: named, stack: stack, box: box, policy: policy)
             let sealed = try box.seal(String(decoding: try JSONEncoder().encode(resolution.buildpacks), as: UTF8.self))
             let error = resolution.buildpacks.isEmpty
                 ? "\(Self.noAppDetected) (no buildpack was named and no admin buildpack is enabled for stack '\(stack)')" : nil
