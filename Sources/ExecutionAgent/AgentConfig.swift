@@ -76,7 +76,7 @@ public struct AgentConfig: Sendable {
         heartbeatIntervalSeconds = try document.int("dea.heartbeat_interval_seconds", default: 5, range: 1...300)
         stopGraceSeconds = try document.int("dea.stop_grace_seconds", default: 10, range: 0...600)
         livenessIntervalSeconds = try document.int("dea.liveness_interval_seconds", default: 30, range: 1...3600)
-        startCheckIntervalSeconds = Double(try document.int("dea.start_check_interval_ms", default: 2000, range: 50...60000)) / 1000
+        startCheckIntervalSeconds = Double(try document.int("dea.start_check_interval_ms", default: 200, range: 50...60000)) / 1000
         parallelStarts = try document.int("dea.parallel_starts", default: 4, range: 1...64)
         logMaxBytes = try document.int("dea.log_max_bytes", default: 8 << 20, range: 65536...(1 << 30))
         logLinesPerSecond = try document.int("dea.log_lines_per_second", default: 1000, range: 1...1_000_000)
