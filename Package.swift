@@ -96,9 +96,13 @@ let package = Package(
         .target(
             name: "CLIKit",
             dependencies: [
+                "Archives",
                 "PlatformClient",
                 "PlatformModels",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Yams", package: "Yams"),
             ],
             swiftSettings: swiftSettings
         ),

@@ -10,6 +10,8 @@ public final class PlatformClient: Sendable {
     /// Base URL of the API, without a trailing slash.
     public let api: String
     private let http: HTTPClient
+    /// The underlying HTTP client (for streaming calls in extensions).
+    var httpClient: HTTPClient { http }
     private let timeout: TimeAmount
 
     public init(api: String, timeoutSeconds: Int64 = 30) {

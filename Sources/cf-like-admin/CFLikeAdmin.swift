@@ -6,9 +6,10 @@ import CLIKit
 struct CFLikeAdmin: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "cf-like-admin",
-        abstract: "Operate a cf-like platform: users, orgs, spaces, roles.",
+        abstract: "Operate a cf-like platform: users, orgs, spaces, roles, buildpacks.",
         discussion: "Example:\n  cf-like-admin create-org acme\n  cf-like-admin create-user alice --password-file alice.pw\n  cf-like-admin set-org-role alice acme OrgManager",
         version: "0.1.0",
         subcommands: [UsersCommand.self, CreateUserCommand.self, DeleteUserCommand.self, CreateOrgCommand.self,
-                      CreateSpaceCommand.self, SetOrgRoleCommand.self, SetSpaceRoleCommand.self])
+                      CreateSpaceCommand.self, SetOrgRoleCommand.self, SetSpaceRoleCommand.self, BuildpacksCommand.self,
+                      CreateBuildpackCommand.self, UpdateBuildpackCommand.self, DeleteBuildpackCommand.self])
 }
