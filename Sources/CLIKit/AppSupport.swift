@@ -94,7 +94,8 @@ extension Session {
                 if case .string(let s)? = value { return s }
                 return nil
             }
-            if !reason.isEmpty { message += "\ncrash: \(reason.joined(separator: ": "))" }
+            let text = reason.joined(separator: ": ")
+            if !reason.isEmpty, text != details { message += "\ncrash: \(text)" }
         }
         let lines = (try? await recentLogs(app, lines: 200).lines) ?? []
         let appLines = lines.filter { $0.sourceType.hasPrefix("APP") }.suffix(10)
@@ -119,8 +120,7 @@ public enum AppSummary {
     /// The instance table's rows: index, state, since, cpu, memory, disk, details.
     public static func instanceRows(_ stats: [ProcessInstanceStats], now: Date = Date()) -> [[String]] {
         stats.map { s in
-            let since = s.state == "RUNNING" && s.uptime > 0
-                ? since(now.addingTimeInterval(-TimeInterval(s.uptime))) : ""
+            let since = s.state == "RUNNING" ? since(now.addingTimeInterval(-TimeInterval(s.uptime))) : ""
             return ["#\(s.index)", s.state.lowercased(), since, String(format: "%.1f%%", s.usage.cpu * 100),
                     "\(size(s.usage.mem)) of \(size(s.memQuota))", "\(size(s.usage.disk)) of \(size(s.diskQuota))", s.details ?? ""]
         }

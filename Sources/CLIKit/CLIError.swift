@@ -27,21 +27,29 @@ public enum CLIError: Error, CustomStringConvertible {
 public func reportingErrors(_ body: () async throws -> Void) async throws {
     do {
         try await body()
-    } catch let error as CLIError {
+    } catch {
+        // What the command printed comes before its error, even when stdout is a file or a pipe.
+        fflush(nil)
+        throw reported(error)
+    }
+}
+
+/// Prints `error` as one line (with a hint where one helps) and answers the exit to throw.
+private func reported(_ error: any Error) -> any Error {
+    switch error {
+    case let error as CLIError:
         FileHandle.standardError.write(Data("error: \(error.description)\n".utf8))
-        throw ExitCode(error.exitCode)
-    } catch let error as PlatformClientFailure {
+        return ExitCode(error.exitCode)
+    case let error as PlatformClientFailure:
         var hint: String?
         if error.status == 401 { hint = "log in again with `cf-like login`" }
         if error.status == 404 { hint = "check the name and your target (`cf-like target`)" }
         FileHandle.standardError.write(Data("error: \(error.description)\(hint.map { "\nhint: \($0)" } ?? "")\n".utf8))
-        throw ExitCode(1)
-    } catch let error as ExitCode {
-        throw error
-    } catch let error as ValidationError {
-        throw error
-    } catch {
+        return ExitCode(1)
+    case is ExitCode, is ValidationError:
+        return error
+    default:
         FileHandle.standardError.write(Data("error: \(error)\n".utf8))
-        throw ExitCode(2)
+        return ExitCode(2)
     }
 }
