@@ -13,7 +13,7 @@ public struct Placer: Sendable {
     public enum Failure: Error, Sendable, Equatable {
         /// Agents with the stack exist but none has room.
         case insufficientResources
-        /// No usable agent has the stack.
+        /// Agents are there, but none has the stack.
         case noAgentWithStack(String)
 
         /// The words shown in process stats.
@@ -58,9 +58,8 @@ public struct Placer: Sendable {
 
     /// The agent for one more instance of `process`, whose room it then takes.
     public mutating func place(_ process: DesiredProcess) -> Result<String, Failure> {
-        let usable = rooms.indices.filter { i in
-            !rooms[i].agent.draining && (process.stack.map { rooms[i].agent.stacks.contains($0) } ?? true)
-        }
+        let open = rooms.indices.filter { !rooms[$0].agent.draining }
+        let usable = open.filter { i in process.stack.map { rooms[i].agent.stacks.contains($0) } ?? true }
         let fitting = usable.filter { i in
             rooms[i].memoryMB >= process.memoryMB && rooms[i].diskMB >= process.diskMB && rooms[i].slots >= 1
         }
@@ -71,7 +70,7 @@ public struct Placer: Sendable {
             if la != lb { return la < lb }
             return rooms[a].agent.id < rooms[b].agent.id
         }) else {
-            if usable.isEmpty, let stack = process.stack { return .failure(.noAgentWithStack(stack)) }
+            if usable.isEmpty, !open.isEmpty, let stack = process.stack { return .failure(.noAgentWithStack(stack)) }
             return .failure(.insufficientResources)
         }
         rooms[best].memoryMB -= process.memoryMB
