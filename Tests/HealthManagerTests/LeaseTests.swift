@@ -62,8 +62,15 @@ import TestSupport
             let (first, second) = holders(pool, duration: .milliseconds(300))
             #expect(try await first.acquire() != nil)
             #expect(try await second.acquire() == nil)
-            try await Task.sleep(for: .milliseconds(500))
-            #expect(try await second.acquire() != nil)
+            // Expiry is the database's clock: wait for it there rather than trusting one sleep.
+            var taken: Date?
+            let started = ContinuousClock.now
+            while taken == nil, ContinuousClock.now - started < .seconds(10) {
+                try await Task.sleep(for: .milliseconds(100))
+                taken = try await second.acquire()
+            }
+            #expect(taken != nil, "the lease was never taken over")
+            #expect(ContinuousClock.now - started >= .milliseconds(200), "not before it expired")
             // The old holder has lost it: it can neither renew nor take it back.
             #expect(try await first.renew() == nil)
             #expect(try await first.acquire() == nil)
