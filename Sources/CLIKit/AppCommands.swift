@@ -377,3 +377,28 @@ public struct StacksCommand: AsyncParsableCommand {
         }
     }
 }
+
+/// `cf-like restart-app-instance APP INDEX`.
+public struct RestartAppInstanceCommand: AsyncParsableCommand {
+    public static let configuration = CommandConfiguration(
+        commandName: "restart-app-instance", abstract: "Stop one instance of an app; the platform starts a new one at its index.",
+        discussion: "Example:\n  cf-like restart-app-instance hello 0")
+    @Argument(help: "App name.") var name: String
+    @Argument(help: "Instance index (as `cf-like app` shows it, without '#').") var index: Int
+    @Option(name: .long, help: "Process type.") var process = "web"
+    public init() {}
+
+    public func validate() throws {
+        if index < 0 { throw ValidationError("INDEX must be 0 or more") }
+    }
+
+    public func run() async throws {
+        try await reportingErrors {
+            let session = try Session()
+            let app = try await session.requireApp(name)
+            print("Restarting instance \(index) of process \(process) of app \(name)...")
+            try PlatformClient.check(try await session.send("DELETE", "/v3/apps/\(app.guid)/processes/\(PlatformClient.query(process))/instances/\(index)"))
+            print("Restarted instance \(index) of app \(name).")
+        }
+    }
+}

@@ -130,6 +130,7 @@ public enum CloudController {
         BuildsController(services: services).register(v3)
         ProcessStatsController(services: services).register(v3)
         AppLogsController(services: services).register(v3)
+        AdminController(services: services).register(v3)
 
         let internalGroup = router.group("internal").add(middleware: InternalAuthMiddleware(credential: Array(config.internalCredential.utf8)))
         InternalController(services: services).register(internalGroup)

@@ -11,7 +11,9 @@ struct CFLike: AsyncParsableCommand {
         version: "0.1.0",
         subcommands: [APICommand.self, LoginCommand.self, LogoutCommand.self, TargetCommand.self, OrgsCommand.self,
                       SpacesCommand.self, AppsCommand.self, PushCommand.self, AppCommand.self,
-                      StartCommand.self, StopCommand.self, RestartCommand.self, RestageCommand.self, ScaleCommand.self,
+                      StartCommand.self, StopCommand.self, RestartCommand.self, RestageCommand.self, RestartAppInstanceCommand.self,
+                      ScaleCommand.self,
                       DeleteCommand.self, LogsCommand.self, EnvCommand.self, SetEnvCommand.self, UnsetEnvCommand.self,
+                      RoutesCommand.self, MapRouteCommand.self, UnmapRouteCommand.self,
                       EventsCommand.self, DropletsCommand.self, BuildpacksCommand.self, StacksCommand.self, CurlCommand.self])
 }

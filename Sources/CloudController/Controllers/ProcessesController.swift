@@ -22,6 +22,8 @@ struct ProcessesController {
         group.get("apps/:guid/processes/:type", use: getForApp)
         group.patch("apps/:guid/processes/:type", use: updateForApp)
         group.post("apps/:guid/processes/:type/actions/scale", use: scaleForApp)
+        group.delete("processes/:guid/instances/:index", use: restartInstance)
+        group.delete("apps/:guid/processes/:type/instances/:index", use: restartInstance)
     }
 
     static func createWeb(_ conn: PostgresConnection, appGuid: String, config: ControllerConfig) throws {
@@ -231,5 +233,27 @@ struct ProcessesController {
 
     @Sendable func scaleForApp(_ request: Request, context: ControllerContext) async throws -> Response {
         try await scale(request, context: context)
+    }
+
+    /// `DELETE /v3/processes/:guid/instances/:index`: restarts one instance. The instance leaves
+    /// the desired placement (its agent stops it at its next assignment poll) and placement puts
+    /// a new one at the same index, as it does for any missing instance of a started app.
+    @Sendable func restartInstance(_ request: Request, context: ControllerContext) async throws -> Response {
+        let actor = try context.requireActor()
+        let t = try target(context)
+        guard let index = context.parameters.get("index").flatMap({ Int($0) }), index >= 0 else { throw APIError.notFound("Instance") }
+        let cfAPI = services.config.externalURL
+        try await services.db.write { conn in
+            let (row, roles) = try Self.load(conn, guid: t.guid, app: t.app, type: t.type, actor: actor)
+            guard roles.isSpaceDeveloper else { throw APIError.notAuthorized() }
+            let guid = try row.decode("guid", as: String.self)
+            try Placement.lock(conn)
+            let removed = try conn.query("DELETE FROM instances WHERE process_guid = $1 AND index = $2 RETURNING guid", [guid, index])
+            guard removed.first != nil else { throw APIError.notFound("Instance") }
+            try Self.audit(conn, "audit.app.process.terminate_instance", actor: actor, process: row, data: ["index": .int(index)])
+            try Placement.converge(conn, apps: [try row.decode("app_guid")], cfAPI: cfAPI)
+            try AppsController.bumpRoutes(conn)
+        }
+        return JSONResponse.noContent()
     }
 }

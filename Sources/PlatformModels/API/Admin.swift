@@ -1,0 +1,87 @@
+import Foundation
+
+/// `GET /v3/admin/agents` resource: an execution agent (DEA) as the controller last heard from it.
+public struct AgentResource: Codable, Sendable, Equatable {
+    public struct Amounts: Codable, Sendable, Equatable {
+        public var memoryInMB: Int
+        public var diskInMB: Int
+        public var instances: Int
+        enum CodingKeys: String, CodingKey { case memoryInMB = "memory_in_mb", diskInMB = "disk_in_mb", instances }
+        public init(memoryInMB: Int, diskInMB: Int, instances: Int) {
+            self.memoryInMB = memoryInMB; self.diskInMB = diskInMB; self.instances = instances
+        }
+    }
+    public var id: String
+    public var hostAddress: String
+    public var state: String
+    public var version: String
+    public var stacks: [String]
+    public var capacity: Amounts
+    public var available: Amounts
+    /// Instances placed on the agent (desired) and those it reports running.
+    public var placedInstances: Int
+    public var runningInstances: Int
+    public var registeredAt: String
+    public var lastSeenAt: String
+    enum CodingKeys: String, CodingKey {
+        case id, hostAddress = "host_address", state, version, stacks, capacity, available
+        case placedInstances = "placed_instances", runningInstances = "running_instances"
+        case registeredAt = "registered_at", lastSeenAt = "last_seen_at"
+    }
+    public init(id: String, hostAddress: String, state: String, version: String, stacks: [String], capacity: Amounts, available: Amounts,
+                placedInstances: Int, runningInstances: Int, registeredAt: String, lastSeenAt: String) {
+        self.id = id; self.hostAddress = hostAddress; self.state = state; self.version = version; self.stacks = stacks
+        self.capacity = capacity; self.available = available; self.placedInstances = placedInstances
+        self.runningInstances = runningInstances; self.registeredAt = registeredAt; self.lastSeenAt = lastSeenAt
+    }
+}
+
+/// `GET /v3/admin/stagers` resource.
+public struct StagerResource: Codable, Sendable, Equatable {
+    public var id: String
+    public var version: String
+    public var stacks: [String]
+    /// Builds it reported working on and slots it offered at its last poll.
+    public var running: Int
+    public var freeSlots: Int
+    public var firstSeenAt: String
+    public var lastSeenAt: String
+    enum CodingKeys: String, CodingKey {
+        case id, version, stacks, running, freeSlots = "free_slots", firstSeenAt = "first_seen_at", lastSeenAt = "last_seen_at"
+    }
+    public init(id: String, version: String, stacks: [String], running: Int, freeSlots: Int, firstSeenAt: String, lastSeenAt: String) {
+        self.id = id; self.version = version; self.stacks = stacks; self.running = running; self.freeSlots = freeSlots
+        self.firstSeenAt = firstSeenAt; self.lastSeenAt = lastSeenAt
+    }
+}
+
+/// `GET /v3/admin/instances` resource: an instance as its agent last reported it.
+public struct InstanceResource: Codable, Sendable, Equatable {
+    public var guid: String
+    public var appGuid: String
+    /// Empty when the app is gone but the agent still reports the instance.
+    public var appName: String
+    public var spaceGuid: String?
+    public var processGuid: String
+    public var processType: String
+    public var index: Int
+    public var state: String
+    public var agentId: String
+    public var hostAddress: String
+    @NullCodable public var hostPort: Int?
+    /// When the instance entered its state (Unix seconds).
+    public var since: Double
+    public var uptime: Double
+    @NullCodable public var details: String?
+    enum CodingKeys: String, CodingKey {
+        case guid, appGuid = "app_guid", appName = "app_name", spaceGuid = "space_guid", processGuid = "process_guid"
+        case processType = "process_type", index, state, agentId = "agent_id", hostAddress = "host_address", hostPort = "host_port"
+        case since, uptime, details
+    }
+    public init(guid: String, appGuid: String, appName: String, spaceGuid: String?, processGuid: String, processType: String, index: Int,
+                state: String, agentId: String, hostAddress: String, hostPort: Int?, since: Double, uptime: Double, details: String?) {
+        self.guid = guid; self.appGuid = appGuid; self.appName = appName; self.spaceGuid = spaceGuid; self.processGuid = processGuid
+        self.processType = processType; self.index = index; self.state = state; self.agentId = agentId; self.hostAddress = hostAddress
+        self.hostPort = hostPort; self.since = since; self.uptime = uptime; self.details = details
+    }
+}
