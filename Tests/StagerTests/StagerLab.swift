@@ -9,7 +9,9 @@ import Testing
 @testable import Stager
 
 /// One staging test's private world: state directory, subnet, ports, nftables table and
-/// interface prefix of its own, plus local git repositories for buildpacks.
+/// interface prefix of its own, plus local git repositories for buildpacks. Subnets come from
+/// 10.241.0.0/16, which no other suite uses (the network tests pick from 10.200–239, 10.251
+/// and 10.253; the agent's from 10.252).
 final class StagerLab: Sendable {
     let base: String
     let stager: Stager
@@ -62,7 +64,7 @@ final class StagerLab: Sendable {
             stager:
               stager_id: test-\(name)-\(suffix)
               state_dir: \(base)/state
-              subnet: 10.251.\(slot).0/24
+              subnet: 10.241.\(slot).0/24
               host_port_min: \(43000 + slot * 64)
               host_port_max: \(43000 + slot * 64 + 63)
               nftables_table: cflst_\(name.replacingOccurrences(of: "-", with: "_"))_\(suffix)
