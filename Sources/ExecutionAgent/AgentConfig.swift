@@ -49,19 +49,9 @@ public struct AgentConfig: Sendable {
 
     /// Reads the keys; errors name the key at fault.
     public init(document: ConfigDocument) throws {
-        let listen = try document.hostPort("controller.listen", default: "127.0.0.1:9022")
-        var controller = document.string("dea.controller_url", default: "")
-        if controller.isEmpty {
-            controller = document.string("controller.external_url", default: "http://\(listen.host):\(listen.port)")
-        }
-        while controller.hasSuffix("/") { controller.removeLast() }
-        controllerURL = controller
+        controllerURL = try document.controllerURL(for: "dea")
         internalCredential = try document.secret(fileKey: "controller.internal_credential_file", default: "var/secrets/internal-credential")
-        let id = document.string("dea.agent_id", default: "").lowercased()
-        agentID = id.isEmpty ? Self.defaultAgentID() : id
-        guard Self.isValidAgentID(agentID) else {
-            throw ConfigError("dea.agent_id: '\(agentID)' must be 1-63 lower-case letters, digits, dots or dashes, starting with a letter or digit")
-        }
+        agentID = try document.componentID("dea.agent_id", prefix: "dea")
         hostAddress = document.string("dea.host_address", default: "127.0.0.1")
         stateDirectory = document.path("dea.state_dir", default: "var/dea")
         stacks = document.string("dea.stacks", default: "cflike-host").split(separator: ",").map {
@@ -93,17 +83,5 @@ public struct AgentConfig: Sendable {
         runcPath = runc.isEmpty ? nil : runc
         let shim = document.string("dea.shim", default: "")
         shimPath = shim.isEmpty ? nil : document.resolve(shim)
-    }
-
-    /// `dea-<hostname>`, lower-cased, with anything but letters, digits, dots and dashes dropped.
-    static func defaultAgentID() -> String {
-        let host = ProcessInfo.processInfo.hostName.lowercased().filter { $0.isLetter || $0.isNumber || $0 == "-" || $0 == "." }
-        return String(("dea-" + (host.isEmpty ? "local" : host)).prefix(63))
-    }
-
-    static func isValidAgentID(_ id: String) -> Bool {
-        guard let first = id.unicodeScalars.first, id.utf8.count <= 63 else { return false }
-        func ok(_ c: Unicode.Scalar) -> Bool { ("a"..."z").contains(c) || ("0"..."9").contains(c) }
-        return ok(first) && id.unicodeScalars.allSatisfy { ok($0) || $0 == "." || $0 == "-" }
     }
 }

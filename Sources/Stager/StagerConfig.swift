@@ -45,19 +45,9 @@ public struct StagerConfig: Sendable {
 
     /// Reads the keys; errors name the key at fault.
     public init(document: ConfigDocument) throws {
-        let listen = try document.hostPort("controller.listen", default: "127.0.0.1:9022")
-        var controller = document.string("stager.controller_url", default: "")
-        if controller.isEmpty {
-            controller = document.string("controller.external_url", default: "http://\(listen.host):\(listen.port)")
-        }
-        while controller.hasSuffix("/") { controller.removeLast() }
-        controllerURL = controller
+        controllerURL = try document.controllerURL(for: "stager")
         internalCredential = try document.secret(fileKey: "controller.internal_credential_file", default: "var/secrets/internal-credential")
-        let id = document.string("stager.stager_id", default: "").lowercased()
-        stagerID = id.isEmpty ? Self.defaultStagerID() : id
-        guard Self.isValidID(stagerID) else {
-            throw ConfigError("stager.stager_id: '\(stagerID)' must be 1-63 lower-case letters, digits, dots or dashes, starting with a letter or digit")
-        }
+        stagerID = try document.componentID("stager.stager_id", prefix: "stager")
         stateDirectory = document.path("stager.state_dir", default: "var/stager")
         stacks = document.string("stager.stacks", default: "cflike-host").split(separator: ",").map {
             $0.trimmingCharacters(in: .whitespaces)
@@ -85,17 +75,5 @@ public struct StagerConfig: Sendable {
         runcPath = runc.isEmpty ? nil : runc
         let shim = document.string("stager.shim", default: document.string("dea.shim", default: ""))
         shimPath = shim.isEmpty ? nil : document.resolve(shim)
-    }
-
-    /// `stager-<hostname>`, lower-cased, with anything but letters, digits, dots and dashes dropped.
-    static func defaultStagerID() -> String {
-        let host = ProcessInfo.processInfo.hostName.lowercased().filter { $0.isLetter || $0.isNumber || $0 == "-" || $0 == "." }
-        return String(("stager-" + (host.isEmpty ? "local" : host)).prefix(63))
-    }
-
-    static func isValidID(_ id: String) -> Bool {
-        guard let first = id.unicodeScalars.first, id.utf8.count <= 63 else { return false }
-        func ok(_ c: Unicode.Scalar) -> Bool { ("a"..."z").contains(c) || ("0"..."9").contains(c) }
-        return ok(first) && id.unicodeScalars.allSatisfy { ok($0) || $0 == "." || $0 == "-" }
     }
 }
