@@ -79,13 +79,17 @@ import TestSupport
 
     @Test func renewalByTheHolderExtendsIt() async throws {
         try await withLeaseDatabase { (pool: PostgresPool) async throws in
-            let (first, second) = holders(pool, duration: .milliseconds(600))
+            // Generous durations: a loaded CI machine may stall a task for a second or more.
+            let (first, second) = holders(pool, duration: .seconds(6))
             let acquired = try #require(try await first.acquire())
-            try await Task.sleep(for: .milliseconds(400))
+            try await Task.sleep(for: .seconds(2))
             let renewed = try #require(try await first.renew())
-            #expect(renewed > acquired)
-            // Past the first expiry, but within the renewed one.
-            try await Task.sleep(for: .milliseconds(400))
+            #expect(renewed.timeIntervalSince(acquired) >= 1.5, "renewal moves the expiry on by the time since acquiring")
+            // Past the first expiry, but well within the renewed one.
+            while Date() < acquired.addingTimeInterval(0.3) {
+                try await Task.sleep(for: .milliseconds(100))
+            }
+            #expect(Date() < renewed, "the machine stalled past the renewed expiry; the check below would be meaningless")
             #expect(try await second.acquire() == nil)
         }
     }
