@@ -164,9 +164,18 @@ let package = Package(
         .target(
             name: "HealthManager",
             dependencies: [
+                "PlatformClient",
                 "PlatformModels",
                 "PostgresStore",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOFoundationCompat", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -216,6 +225,7 @@ let package = Package(
                 "AppRouter",
                 "CloudController",
                 "ExecutionAgent",
+                "HealthManager",
                 "PlatformModels",
                 "PostgresStore",
                 "Stager",
@@ -283,7 +293,11 @@ let package = Package(
         ),
         .testTarget(
             name: "HealthManagerTests",
-            dependencies: ["HealthManager", "PlatformModels", "PostgresStore", "TestSupport"],
+            dependencies: [
+                "HealthManager", "PlatformModels", "PostgresStore", "TestSupport",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(
@@ -312,6 +326,7 @@ let package = Package(
             name: "CloudControllerTests",
             dependencies: [
                 "CloudController",
+                "HealthManager",
                 "PlatformModels",
                 "PostgresStore",
                 "TestSupport",

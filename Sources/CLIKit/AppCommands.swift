@@ -7,7 +7,7 @@ import PlatformModels
 struct AppDetails: Codable {
     var app: AppResource
     var process: ProcessResource
-    var instances: [ProcessInstanceStats]
+    var instances: [InstanceStats]
     var routes: [String]
     var droplet: DropletResource?
 }
@@ -26,7 +26,7 @@ public struct AppCommand: AsyncParsableCommand {
             let app = try await session.requireApp(name)
             if output.json {
                 let process = try await session.webProcess(app)
-                print(try Output.json(AppDetails(app: app, process: process, instances: try await session.stats(process),
+                print(try Output.json(AppDetails(app: app, process: process, instances: try await session.instanceStats(process),
                                                  routes: try await session.routes(of: app).map(\.url),
                                                  droplet: try await session.currentDroplet(app))))
                 return

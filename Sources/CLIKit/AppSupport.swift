@@ -28,6 +28,11 @@ extension Session {
         try await call("GET", "/v3/processes/\(process.guid)/stats", as: ProcessStatsList.self).resources
     }
 
+    /// The stats with each instance's crash history.
+    func instanceStats(_ process: ProcessResource) async throws -> [InstanceStats] {
+        try await call("GET", "/v3/processes/\(process.guid)/stats", as: InstanceStatsList.self).resources
+    }
+
     func routes(of app: AppResource) async throws -> [RouteResource] {
         try await all("/v3/apps/\(app.guid)/routes", as: RouteResource.self)
     }
@@ -115,15 +120,76 @@ extension Session {
     }
 }
 
+/// An instance's crash history as process stats carry it (`crash_count`, `last_crash_at`);
+/// zero and nil when the controller does not report it.
+public struct CrashHistory: Codable, Sendable, Equatable {
+    public var count: Int
+    public var lastAt: String?
+    enum CodingKeys: String, CodingKey { case count = "crash_count", lastAt = "last_crash_at" }
+    public init(count: Int = 0, lastAt: String? = nil) { self.count = count; self.lastAt = lastAt }
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        count = try c.decodeIfPresent(Int.self, forKey: .count) ?? 0
+        lastAt = try c.decodeIfPresent(String.self, forKey: .lastAt)
+    }
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(count, forKey: .count)
+        try c.encode(lastAt, forKey: .lastAt)
+    }
+}
+
+/// One entry of `GET /v3/processes/:guid/stats` with its crash history, encoded as one object
+/// (the stats' fields plus `crash_count` and `last_crash_at`).
+public struct InstanceStats: Codable, Sendable, Equatable {
+    public var stats: ProcessInstanceStats
+    public var crashes: CrashHistory
+    public init(stats: ProcessInstanceStats, crashes: CrashHistory = CrashHistory()) { self.stats = stats; self.crashes = crashes }
+    public init(from decoder: any Decoder) throws {
+        stats = try ProcessInstanceStats(from: decoder)
+        crashes = try CrashHistory(from: decoder)
+    }
+    public func encode(to encoder: any Encoder) throws {
+        try stats.encode(to: encoder)
+        try crashes.encode(to: encoder)
+    }
+}
+
+/// `GET /v3/processes/:guid/stats` with crash histories.
+struct InstanceStatsList: Codable, Sendable {
+    var resources: [InstanceStats]
+}
+
 /// The app summary `push`, `app`, `start` and `restart` end with, as cf prints it.
 public enum AppSummary {
-    /// The instance table's rows: index, state, since, cpu, memory, disk, details.
-    public static func instanceRows(_ stats: [ProcessInstanceStats], now: Date = Date()) -> [[String]] {
-        stats.map { s in
+    /// The instance table's rows: index, state, since, cpu, memory, disk, details; with a
+    /// crashes column before details when any instance has crashed.
+    public static func instanceRows(_ stats: [ProcessInstanceStats], crashes: [Int: CrashHistory] = [:], now: Date = Date()) -> [[String]] {
+        let showCrashes = crashes.values.contains { $0.count > 0 }
+        return stats.map { s in
             let since = s.state == "RUNNING" ? since(now.addingTimeInterval(-TimeInterval(s.uptime))) : ""
-            return ["#\(s.index)", s.state.lowercased(), since, String(format: "%.1f%%", s.usage.cpu * 100),
-                    "\(size(s.usage.mem)) of \(size(s.memQuota))", "\(size(s.usage.disk)) of \(size(s.diskQuota))", s.details ?? ""]
+            var row = ["#\(s.index)", s.state.lowercased(), since, String(format: "%.1f%%", s.usage.cpu * 100),
+                       "\(size(s.usage.mem)) of \(size(s.memQuota))", "\(size(s.usage.disk)) of \(size(s.diskQuota))"]
+            if showCrashes { row.append(crashes[s.index].map { crashed($0, now: now) } ?? "") }
+            return row + [s.details ?? ""]
         }
+    }
+
+    /// `4, last 12:01:02Z` (the time alone when it was today, UTC), or empty for none.
+    static func crashed(_ c: CrashHistory, now: Date) -> String {
+        guard c.count > 0 else { return "" }
+        guard let lastAt = c.lastAt, !lastAt.isEmpty else { return "\(c.count)" }
+        guard let date = parseTimestamp(lastAt) else { return "\(c.count), last \(lastAt)" }
+        let stamp = since(date), today = since(now)
+        return "\(c.count), last " + (stamp.prefix(11) == today.prefix(11) ? String(stamp.dropFirst(11)) : stamp)
+    }
+
+    /// An ISO 8601 timestamp, with or without fractional seconds.
+    static func parseTimestamp(_ s: String) -> Date? {
+        let f = ISO8601DateFormatter()
+        if let date = f.date(from: s) { return date }
+        f.formatOptions.insert(.withFractionalSeconds)
+        return f.date(from: s)
     }
 
     static func since(_ date: Date) -> String {
@@ -146,8 +212,8 @@ public enum AppSummary {
     }
 
     /// The whole summary.
-    public static func render(app: AppResource, process: ProcessResource?, stats: [ProcessInstanceStats], routes: [RouteResource],
-                              droplet: DropletResource?, now: Date = Date()) -> String {
+    public static func render(app: AppResource, process: ProcessResource?, stats: [ProcessInstanceStats], crashes: [Int: CrashHistory] = [:],
+                              routes: [RouteResource], droplet: DropletResource?, now: Date = Date()) -> String {
         let running = stats.filter { $0.state == "RUNNING" }.count
         var header: [[String]] = [
             ["name:", app.name],
@@ -169,7 +235,8 @@ public enum AppSummary {
         var out = Output.table(["", ""], header).split(separator: "\n", omittingEmptySubsequences: false).dropFirst()
             .map { $0.trimmingCharacters(in: .whitespaces) == "" ? "" : String($0) }.joined(separator: "\n")
         if !stats.isEmpty {
-            out += "\n" + Output.table(["", "state", "since", "cpu", "memory", "disk", "details"], instanceRows(stats, now: now))
+            let headers = ["", "state", "since", "cpu", "memory", "disk"] + (crashes.values.contains { $0.count > 0 } ? ["crashes"] : [])
+            out += "\n" + Output.table(headers + ["details"], instanceRows(stats, crashes: crashes, now: now))
         }
         return out
     }

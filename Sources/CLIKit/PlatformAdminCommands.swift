@@ -32,7 +32,14 @@ struct PlatformStatus: Codable {
     var controller: Controller
     var stagers: [StagerResource]
     var agents: [AgentResource]
+    /// Empty when none reports (or the controller does not list them).
+    var healthManagers: [HealthManagerResource] = []
+    /// Nil when the controller does not list alerts.
+    var activeAlerts: Int?
     var totals: Totals
+    enum CodingKeys: String, CodingKey {
+        case controller, stagers, agents, healthManagers = "health_managers", activeAlerts = "active_alerts", totals
+    }
 
     /// Totals over the active agents (a lost agent's capacity is not there to use).
     static func totals(apps: Int, agents: [AgentResource], instances: [InstanceResource]) -> Totals {
@@ -45,6 +52,49 @@ struct PlatformStatus: Codable {
             instanceSlotsUsed: active.reduce(0) { $0 + $1.capacity.instances - $1.available.instances },
             instanceSlotsFree: active.reduce(0) { $0 + $1.available.instances })
     }
+
+    /// The component table's health manager rows.
+    static func healthManagerRows(_ managers: [HealthManagerResource]) -> [[String]] {
+        managers.map { ["health manager", $0.id, "", $0.version, $0.active ? "active" : "standby", $0.lastSeenAt] }
+    }
+
+    /// The summary lines under the component table: totals, health manager, active alerts.
+    func summaryRows() -> [[String]] {
+        let t = totals
+        var rows = [
+            ["apps:", "\(t.apps)"],
+            ["instances:", "\(t.instancesRunning) running, \(t.instancesCrashed) crashed"],
+            ["memory:", "\(t.memoryUsedMB)M used, \(t.memoryFreeMB)M free"],
+            ["instance slots:", "\(t.instanceSlotsUsed) used, \(t.instanceSlotsFree) free"],
+        ]
+        if healthManagers.isEmpty {
+            rows.append(["health manager:", "none reporting"])
+        } else if !healthManagers.contains(where: \.active) {
+            rows.append(["health manager:", "none active (\(healthManagers.count) standing by)"])
+        }
+        if let activeAlerts { rows.append(["alerts:", "\(activeAlerts) active"]) }
+        return rows
+    }
+}
+
+extension Session {
+    /// A list the controller may not have yet: nil when it answers 404.
+    func allIfListed<R: Codable & Sendable>(_ path: String, as type: R.Type) async throws -> [R]? {
+        let answer = try await send("GET", path)
+        if answer.status == 404 { return nil }
+        try PlatformClient.check(answer)
+        let first = try answer.decode(ListResponse<R>.self)
+        guard let next = first.pagination.next?.href else { return first.resources }
+        return first.resources + (try await all(next, as: R.self))
+    }
+
+    /// How many alerts are active, or nil when the controller does not list alerts.
+    func activeAlertCount() async throws -> Int? {
+        let answer = try await send("GET", "/v3/admin/alerts?states=active&per_page=1")
+        if answer.status == 404 { return nil }
+        try PlatformClient.check(answer)
+        return try answer.decode(ListResponse<AlertResource>.self).pagination.totalResults
+    }
 }
 
 /// `cf-like-admin dea ID --json`.
@@ -56,12 +106,17 @@ struct AgentDetails: Codable {
 /// Rows the admin listings share.
 enum AdminRows {
     static func agent(_ a: AgentResource) -> [String] {
-        [a.id, a.hostAddress, a.state,
+        [a.id, a.hostAddress, agentState(a),
          "\(a.capacity.memoryInMB - a.available.memoryInMB)M of \(a.capacity.memoryInMB)M",
          "\(a.capacity.diskInMB - a.available.diskInMB)M of \(a.capacity.diskInMB)M",
          "\(a.capacity.instances - a.available.instances) of \(a.capacity.instances)", a.version, a.lastSeenAt]
     }
     static let agentHeaders = ["id", "host", "state", "memory", "disk", "instances", "version", "last seen"]
+
+    /// The agent's state, with `draining` when it is being emptied.
+    static func agentState(_ a: AgentResource) -> String {
+        a.draining ? "\(a.state), draining" : a.state
+    }
 
     static func instance(_ i: InstanceResource) -> [String] {
         [i.appName.isEmpty ? i.appGuid : i.appName, i.processType, "#\(i.index)", i.state.lowercased(), i.agentId,
@@ -74,7 +129,8 @@ enum AdminRows {
 /// `cf-like-admin status`.
 public struct StatusCommand: AsyncParsableCommand {
     public static let configuration = CommandConfiguration(
-        commandName: "status", abstract: "Show the platform's components and totals: controller, stagers, DEAs, apps, instances, capacity.",
+        commandName: "status",
+        abstract: "Show the platform's components and totals: controller, stagers, DEAs, health managers, apps, instances, capacity, alerts.",
         discussion: "Example:\n  cf-like-admin status\n  cf-like-admin status --json")
     @OptionGroup var output: JSONOption
     public init() {}
@@ -86,21 +142,19 @@ public struct StatusCommand: AsyncParsableCommand {
             let agents = try await session.all("/v3/admin/agents", as: AgentResource.self)
             let instances = try await session.all("/v3/admin/instances?per_page=5000", as: InstanceResource.self)
             let apps = try await session.call("GET", "/v3/apps?per_page=1", as: ListResponse<AppResource>.self).pagination.totalResults
+            let managers = try await session.allIfListed("/v3/admin/health_managers", as: HealthManagerResource.self) ?? []
+            let activeAlerts = try await session.activeAlertCount()
             let status = PlatformStatus(controller: .init(address: session.client.api, version: info.version), stagers: stagers,
-                                        agents: agents, totals: PlatformStatus.totals(apps: apps, agents: agents, instances: instances))
+                                        agents: agents, healthManagers: managers, activeAlerts: activeAlerts,
+                                        totals: PlatformStatus.totals(apps: apps, agents: agents, instances: instances))
             if output.json { print(try Output.json(status)); return }
             Output.printTable(["component", "id", "address", "version", "state", "last seen"],
                               [["controller", "", status.controller.address, status.controller.version, "up", "now"]]
                                 + stagers.map { ["stager", $0.id, "", $0.version, "\($0.running) staging, \($0.freeSlots) free", $0.lastSeenAt] }
-                                + agents.map { ["dea", $0.id, $0.hostAddress, $0.version, $0.state, $0.lastSeenAt] })
-            let t = status.totals
+                                + agents.map { ["dea", $0.id, $0.hostAddress, $0.version, AdminRows.agentState($0), $0.lastSeenAt] }
+                                + PlatformStatus.healthManagerRows(managers))
             print("")
-            print(Output.table(["", ""], [
-                ["apps:", "\(t.apps)"],
-                ["instances:", "\(t.instancesRunning) running, \(t.instancesCrashed) crashed"],
-                ["memory:", "\(t.memoryUsedMB)M used, \(t.memoryFreeMB)M free"],
-                ["instance slots:", "\(t.instanceSlotsUsed) used, \(t.instanceSlotsFree) free"],
-            ]).split(separator: "\n").dropFirst().joined(separator: "\n"))
+            print(Output.table(["", ""], status.summaryRows()).split(separator: "\n").dropFirst().joined(separator: "\n"))
         }
     }
 }
@@ -139,7 +193,8 @@ public struct DEACommand: AsyncParsableCommand {
             let instances = try await session.all("/v3/admin/instances?agent_ids=\(query)&per_page=5000", as: InstanceResource.self)
             if output.json { print(try Output.json(AgentDetails(agent: agent, instances: instances))); return }
             print(Output.table(["", ""], [
-                ["id:", agent.id], ["host:", agent.hostAddress], ["state:", agent.state], ["version:", agent.version],
+                ["id:", agent.id], ["host:", agent.hostAddress], ["state:", agent.state], ["draining:", agent.draining ? "yes" : "no"],
+                ["version:", agent.version],
                 ["stacks:", agent.stacks.joined(separator: ", ")],
                 ["memory:", "\(agent.capacity.memoryInMB - agent.available.memoryInMB)M of \(agent.capacity.memoryInMB)M"],
                 ["disk:", "\(agent.capacity.diskInMB - agent.available.diskInMB)M of \(agent.capacity.diskInMB)M"],

@@ -283,9 +283,11 @@ public struct PushCommand: AsyncParsableCommand {
     /// Prints cf's app summary.
     static func printSummary(_ session: Session, _ app: AppResource) async throws {
         let process = try await session.webProcess(app)
-        let stats = try await session.stats(process)
+        let stats = try await session.instanceStats(process)
         let routes = try await session.routes(of: app)
         let droplet = try await session.currentDroplet(app)
-        print(AppSummary.render(app: app, process: process, stats: stats, routes: routes, droplet: droplet), terminator: "")
+        let crashes = Dictionary(stats.map { ($0.stats.index, $0.crashes) }, uniquingKeysWith: { a, _ in a })
+        print(AppSummary.render(app: app, process: process, stats: stats.map(\.stats), crashes: crashes, routes: routes, droplet: droplet),
+              terminator: "")
     }
 }

@@ -139,6 +139,7 @@ public enum CloudController {
         RouteTableController(services: services).register(internalGroup)
         DropletDownloadController(services: services).register(internalGroup)
         StagingController(services: services).register(internalGroup)
+        HealthController(services: services).register(internalGroup)
         return router
     }
 }

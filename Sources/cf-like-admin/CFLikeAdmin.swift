@@ -6,10 +6,11 @@ import CLIKit
 struct CFLikeAdmin: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "cf-like-admin",
-        abstract: "Operate a cf-like platform: status, DEAs, instances, route table, events, users, orgs, spaces, roles, buildpacks.",
+        abstract: "Operate a cf-like platform: status, DEAs, instances, alerts, route table, events, users, orgs, spaces, roles, buildpacks.",
         discussion: "Example:\n  cf-like-admin status\n  cf-like-admin create-org acme\n  cf-like-admin create-user alice --password-file alice.pw\n  cf-like-admin set-org-role alice acme OrgManager",
         version: "0.1.0",
-        subcommands: [StatusCommand.self, DEAsCommand.self, DEACommand.self, InstancesCommand.self, RouteTableCommand.self,
+        subcommands: [StatusCommand.self, DEAsCommand.self, DEACommand.self, DrainCommand.self, UndrainCommand.self, InstancesCommand.self,
+                      AlertsCommand.self, AlertCommand.self, RouteTableCommand.self,
                       PlatformEventsCommand.self, UsersCommand.self, CreateUserCommand.self, DeleteUserCommand.self, CreateOrgCommand.self,
                       CreateSpaceCommand.self, SetOrgRoleCommand.self, SetSpaceRoleCommand.self, BuildpacksCommand.self,
                       CreateBuildpackCommand.self, UpdateBuildpackCommand.self, DeleteBuildpackCommand.self])

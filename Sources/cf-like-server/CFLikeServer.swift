@@ -23,8 +23,9 @@ struct CFLikeServer: AsyncParsableCommand {
               cf-like-server controller --config config/cf-like.yaml
             """,
         version: PlatformVersion.current,
-        subcommands: [Controller.self, Dea.self, StagerCommand.self, RouterCommand.self, All.self, Migrate.self, BootstrapAdmin.self,
-                      DeaCleanup.self, BenchContainerStart.self, BenchStaging.self])
+        subcommands: [Controller.self, Dea.self, StagerCommand.self, HealthManagerCommand.self, RouterCommand.self, All.self,
+                      Migrate.self, BootstrapAdmin.self, DeaCleanup.self, BenchContainerStart.self, BenchStaging.self,
+                      BenchHealth.self])
 }
 
 /// Options every subcommand shares.
@@ -107,6 +108,25 @@ struct StagerCommand: AsyncParsableCommand {
         let document = try options.document()
         let logger = options.logger("cf-like.stager", document: document)
         try await ComponentRunner.run(components: ["stager"], document: document, pidFile: options.pidFile, logger: logger)
+    }
+}
+
+/// Runs a health manager until SIGTERM/SIGINT; it gives its lease back on the way out.
+struct HealthManagerCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "health-manager",
+        abstract: "Run a health manager: restarts crashed instances, moves instances off lost and draining agents, raises alerts.",
+        discussion: """
+            One health manager acts at a time (a lease through the controller); start a second one on another host and it
+            stands by. Example:
+              cf-like-server health-manager --config config/cf-like.yaml --pid-file var/run/health-manager.pid
+            """)
+    @OptionGroup var options: CommonOptions
+
+    func run() async throws {
+        let document = try options.document()
+        let logger = options.logger("cf-like.health-manager", document: document)
+        try await ComponentRunner.run(components: ["health-manager"], document: document, pidFile: options.pidFile, logger: logger)
     }
 }
 

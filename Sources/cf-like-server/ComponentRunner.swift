@@ -1,6 +1,7 @@
 import CloudController
 import ExecutionAgent
 import Foundation
+import HealthManager
 import Hummingbird
 import Logging
 import NIOPosix
@@ -12,7 +13,7 @@ import Stager
 /// Wires components into one ServiceGroup with graceful shutdown on SIGTERM/SIGINT.
 enum ComponentRunner {
     /// Every component `all` runs, in start order.
-    static let allComponents = ["controller", "stager", "dea"]
+    static let allComponents = ["controller", "stager", "dea", "health-manager"]
 
     static func run(components: [String], document: ConfigDocument, pidFile: String?, logger: Logger) async throws {
         if let pidFile {
@@ -49,6 +50,11 @@ enum ComponentRunner {
                 services.append(try StagerService(config: config, threadPool: threadPool, logger: logger))
                 logger.info("stager configured", metadata: [
                     "stager": .string(config.stagerID), "state_dir": .string(config.stateDirectory), "subnet": .string(config.subnet)])
+            case "health-manager":
+                let config = try HealthManagerConfig(document: document)
+                services.append(HealthManagerService(config: config, logger: logger))
+                logger.info("health manager configured", metadata: [
+                    "hm.id": .string(config.id), "listen": .string("\(config.listenHost):\(config.listenPort)")])
             default:
                 throw ConfigError("unknown component '\(component)'")
             }

@@ -14,6 +14,11 @@ struct AdminController {
         group.get("admin/stagers", use: stagers)
         group.get("admin/instances", use: instances)
         group.get("admin/route_table", use: routeTable)
+        group.get("admin/alerts", use: alerts)
+        group.get("admin/alerts/:id", use: alert)
+        group.get("admin/health_managers", use: healthManagers)
+        group.post("admin/agents/:id/actions/drain", use: drain)
+        group.post("admin/agents/:id/actions/undrain", use: undrain)
     }
 
     private func requireAdmin(_ context: ControllerContext) throws {
@@ -24,7 +29,7 @@ struct AdminController {
         agents.id, agents.host_address, agents.state, agents.agent_version, agents.stacks,
         agents.capacity_memory_mb, agents.capacity_disk_mb, agents.capacity_instances,
         agents.available_memory_mb, agents.available_disk_mb, agents.available_instances,
-        agents.registered_at, agents.last_heartbeat_at,
+        agents.registered_at, agents.last_heartbeat_at, agents.draining,
         (SELECT count(*) FROM instances i WHERE i.agent_id = agents.id)::integer AS placed,
         (SELECT count(*) FROM instance_reports r WHERE r.agent_id = agents.id AND r.state = 'RUNNING')::integer AS running
         """
@@ -38,7 +43,8 @@ struct AdminController {
             available: .init(memoryInMB: try row.decode("available_memory_mb"), diskInMB: try row.decode("available_disk_mb"),
                              instances: try row.decode("available_instances")),
             placedInstances: try row.decode("placed"), runningInstances: try row.decode("running"),
-            registeredAt: try Rows.timestamp(row, "registered_at"), lastSeenAt: try Rows.timestamp(row, "last_heartbeat_at"))
+            registeredAt: try Rows.timestamp(row, "registered_at"), lastSeenAt: try Rows.timestamp(row, "last_heartbeat_at"),
+            draining: try row.decode("draining"))
     }
 
     @Sendable func agents(_ request: Request, context: ControllerContext) async throws -> Response {
@@ -100,5 +106,102 @@ struct AdminController {
     @Sendable func routeTable(_ request: Request, context: ControllerContext) async throws -> Response {
         try requireAdmin(context)
         return try JSONResponse.make(try await services.db.read { conn in try RouteTableController.read(conn) })
+    }
+
+    // MARK: Drain
+
+    @Sendable func drain(_ request: Request, context: ControllerContext) async throws -> Response {
+        try await setDraining(request, context, true)
+    }
+
+    @Sendable func undrain(_ request: Request, context: ControllerContext) async throws -> Response {
+        try await setDraining(request, context, false)
+    }
+
+    /// Draining: nothing new is placed on the agent and the health manager moves its instances
+    /// away, each replacement running before the old instance stops.
+    private func setDraining(_ request: Request, _ context: ControllerContext, _ draining: Bool) async throws -> Response {
+        try requireAdmin(context)
+        let id = context.parameters.get("id") ?? ""
+        guard AgentsController.isAgentID(id) else { throw APIError.notFound("Agent") }
+        let actor = try context.requireActor()
+        let agent = try await services.db.write { conn -> AgentResource in
+            try Placement.lock(conn)
+            guard try conn.query("UPDATE agents SET draining = $2 WHERE id = $1 RETURNING id", [id, draining]).first != nil else {
+                throw APIError.notFound("Agent")
+            }
+            try HealthController.bump(conn)
+            try conn.query(
+                """
+                INSERT INTO audit_events(guid, type, actor_guid, actor_type, actor_name, target_guid, target_type, target_name, data)
+                VALUES ($1, $2, $3, 'user', $4, $5, 'agent', $5, '{}'::jsonb)
+                """, [Rows.newGuid(), draining ? "audit.agent.drain" : "audit.agent.undrain", actor.userGuid, actor.username, id])
+            return try Self.agent(try conn.query("SELECT \(Self.agentColumns) FROM agents WHERE id = $1", [id]).rows[0])
+        }
+        services.logger.info(draining ? "agent draining" : "agent no longer draining", metadata: ["agent.id": .string(id)])
+        return try JSONResponse.make(agent)
+    }
+
+    // MARK: Alerts
+
+    static let alertColumns = """
+        alerts.id, alerts.name, alerts.state, alerts.labels, alerts.annotations, alerts.app_guid, alerts.starts_at,
+        alerts.ends_at, alerts.fingerprint
+        """
+
+    static func alert(_ row: PostgresRow) throws -> AlertResource {
+        let labels = try Rows.stringMap(row, "labels")
+        return AlertResource(
+            id: try row.decode("id"), name: try row.decode("name"), state: try row.decode("state"),
+            severity: labels["severity"] ?? "warning", appGuid: try row.decode("app_guid", as: String?.self), labels: labels,
+            annotations: try Rows.stringMap(row, "annotations"), startsAt: try Rows.timestamp(row, "starts_at"),
+            endsAt: try row.decode("ends_at", as: Date?.self).map(Rows.iso8601), fingerprint: try row.decode("fingerprint"))
+    }
+
+    @Sendable func alerts(_ request: Request, context: ControllerContext) async throws -> Response {
+        try requireAdmin(context)
+        var query = try ListQuery(try QueryParameters(rawQuery: request.uri.query), filters: ["states", "app_guids", "names"],
+                                  orderable: ["id": "id", "starts_at": "starts_at"], defaultOrder: "id", labels: false)
+        if query.parameters["order_by"] == nil { query.descending = true }  // newest first
+        var filter = SQLFilter()
+        if let states = try query.parameters.list("states") {
+            for state in states where state != "active" && state != "resolved" {
+                throw APIError.badQuery("states must be active or resolved, got '\(state.prefix(40))'")
+            }
+            filter.add("alerts.state = ANY(\(filter.bind(states))::text[])")
+        }
+        if let apps = try query.guids("app_guids") { filter.add("alerts.app_guid = ANY(\(filter.bind(apps))::uuid[])") }
+        if let names = try query.parameters.list("names") { filter.add("alerts.name = ANY(\(filter.bind(names))::text[])") }
+        return try await services.list(select: Self.alertColumns, from: "alerts", table: "alerts", filter: filter, query: query,
+                                       path: "/v3/admin/alerts") { try Self.alert($0) }
+    }
+
+    @Sendable func alert(_ request: Request, context: ControllerContext) async throws -> Response {
+        try requireAdmin(context)
+        guard let id = Int(context.parameters.get("id") ?? ""), id > 0 else { throw APIError.notFound("Alert") }
+        let row = try await services.db.read { conn in
+            try conn.query("SELECT \(Self.alertColumns) FROM alerts WHERE id = $1", [id]).first.map(Self.alert)
+        }
+        guard let row else { throw APIError.notFound("Alert") }
+        return try JSONResponse.make(row)
+    }
+
+    @Sendable func healthManagers(_ request: Request, context: ControllerContext) async throws -> Response {
+        try requireAdmin(context)
+        let query = try ListQuery(try QueryParameters(rawQuery: request.uri.query), filters: [],
+                                  orderable: ["id": "id", "last_seen_at": "last_seen_at"], defaultOrder: "id", labels: false)
+        return try await services.list(
+            select: "health_managers.*",
+            from: """
+                (SELECT h.id, h.version, h.last_seen_at, (l.holder = h.id AND l.expires_at >= now()) IS TRUE AS active,
+                   CASE WHEN l.holder = h.id THEN l.expires_at END AS lease_expires_at
+                 FROM health_managers h LEFT JOIN component_leases l ON l.name = 'health-manager') AS health_managers
+                """,
+            table: "health_managers", filter: SQLFilter(), query: query, path: "/v3/admin/health_managers") { row in
+            HealthManagerResource(
+                id: try row.decode("id"), version: try row.decode("version"), active: try row.decode("active"),
+                lastSeenAt: try Rows.timestamp(row, "last_seen_at"),
+                leaseExpiresAt: try row.decode("lease_expires_at", as: Date?.self).map(Rows.iso8601))
+        }
     }
 }

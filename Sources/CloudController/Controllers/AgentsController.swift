@@ -157,6 +157,7 @@ struct AgentsController {
                 try InstanceReports.bumpRoutes(conn)
             }
             try Placement.converge(conn, apps: nil, cfAPI: cfAPI)
+            try HealthController.bump(conn)
             return try conn.query("SELECT assignments_version FROM agents WHERE id = $1", [id]).rows[0].decode("assignments_version")
         }
         services.logger.info("agent registered", metadata: ["agent.id": .string(id), "agent.host": .string(registration.hostAddress)])
@@ -244,15 +245,33 @@ struct AgentsController {
             let guids = events.map(\.instanceGUID)
             let before = try InstanceReports.routable(conn, agent: nil, guids: guids)
             var lines: [LogLine] = []
-            for event in events {
+            for var event in events {
                 try InstanceReports.apply(conn, agent: id, event: event)
-                if event.type == .crashed || event.type == .failed { try Self.recordCrash(conn, agent: id, event: event) }
+                if event.type == .crashed || event.type == .failed {
+                    // The index's crash count lives with the placement, so it carries across restarts.
+                    if let count = try conn.query(
+                        """
+                        UPDATE instances SET crash_count = crash_count + 1, last_crash_at = $2, exit_description = $3
+                        WHERE guid = $1 RETURNING crash_count
+                        """, [event.instanceGUID, event.timestamp, Self.exitDescription(event)]).first {
+                        event.crashCount = try count.decode("crash_count")
+                    }
+                    try Self.recordCrash(conn, agent: id, event: event)
+                }
                 lines.append(Self.cellLine(agent: id, event: event))
             }
+            try HealthController.bump(conn)
             if try InstanceReports.routable(conn, agent: nil, guids: guids) != before { try InstanceReports.bumpRoutes(conn) }
             try AppLogStore.append(conn, lines, keep: keep)
         }
         return JSONResponse.noContent()
+    }
+
+    /// A crash in words: "exited with status 3", "out of memory", or the agent's reason.
+    static func exitDescription(_ event: InstanceEvent) -> String {
+        let status = event.exitStatus.map { " (exit status \($0))" } ?? ""
+        let reason = event.reason.isEmpty ? (event.type == .failed ? "failed to start" : "exited") : event.reason
+        return String((reason + status).prefix(1000))
     }
 
     /// The line the app's log gets from `CELL` for an event.

@@ -40,10 +40,14 @@ struct ProcessStatsController {
         var fdsQuota: Int
         var isolationSegment: String?
         var details: String?
+        /// Crashes of this index since its count was last reset, and the last one (extensions to CF's shape).
+        var crashCount = 0
+        var lastCrashAt: String?
 
         enum CodingKeys: String, CodingKey {
             case type, index, state, usage, host, instancePorts = "instance_ports", uptime, memQuota = "mem_quota",
                  diskQuota = "disk_quota", fdsQuota = "fds_quota", isolationSegment = "isolation_segment", details
+            case crashCount = "crash_count", lastCrashAt = "last_crash_at"
         }
 
         func encode(to encoder: any Encoder) throws {
@@ -60,6 +64,8 @@ struct ProcessStatsController {
             try c.encode(fdsQuota, forKey: .fdsQuota)
             try c.encode(isolationSegment, forKey: .isolationSegment)  // CF renders both as null when unset
             try c.encode(details, forKey: .details)
+            try c.encode(crashCount, forKey: .crashCount)
+            try c.encode(lastCrashAt, forKey: .lastCrashAt)
         }
     }
 
@@ -94,14 +100,19 @@ struct ProcessStatsController {
         ).first?.decode("state", as: String.self) == "STARTED"
         let rows = try conn.query(
             """
-            SELECT i.index, i.agent_id, i.memory_mb, i.disk_mb, ir.state, ir.host_port, ir.container_port, ir.uptime, ir.cpu,
+            SELECT i.index, i.agent_id, i.memory_mb, i.disk_mb, i.crash_count, i.last_crash_at, i.placement_error, ir.state, ir.host_port, ir.container_port, ir.uptime, ir.cpu,
               ir.mem, ir.disk, ir.mem_quota, ir.disk_quota, ir.details, ag.host_address, ag.state AS agent_state
             FROM instances i LEFT JOIN instance_reports ir ON ir.instance_guid = i.guid
               LEFT JOIN agents ag ON ag.id = ir.agent_id
             WHERE i.process_guid = $1
             """, [guid])
+        // While an instance moves off a draining agent its index has two: the running one shows.
         var byIndex: [Int: PostgresRow] = [:]
-        for row in rows { byIndex[try row.decode("index")] = row }
+        for row in rows {
+            let index = try row.decode("index", as: Int.self)
+            if let kept = byIndex[index], try kept.decode("state", as: String?.self) == "RUNNING" { continue }
+            byIndex[index] = row
+        }
         let now = Rows.iso8601(Date())
         return try (0..<max(0, count)).map { index in
             var stats = Stats(type: type, index: index, state: "DOWN", usage: .init(time: now, cpu: 0, mem: 0, disk: 0), host: "",
@@ -109,8 +120,11 @@ struct ProcessStatsController {
             guard started, let row = byIndex[index] else { return stats }
             stats.memQuota = Int64(try row.decode("memory_mb", as: Int.self)) << 20
             stats.diskQuota = Int64(try row.decode("disk_mb", as: Int.self)) << 20
+            stats.crashCount = try row.decode("crash_count")
+            stats.lastCrashAt = try row.decode("last_crash_at", as: Double?.self).map { Rows.iso8601(Date(timeIntervalSince1970: $0)) }
             guard try row.decode("agent_id", as: String?.self) != nil else {
-                stats.details = "insufficient resources: no execution agent has room for this instance"
+                let why = try row.decode("placement_error", as: String?.self) ?? "insufficient resources"
+                stats.details = "\(why): no execution agent has room for this instance"
                 return stats
             }
             guard let state = try row.decode("state", as: String?.self) else {

@@ -4,11 +4,10 @@ import PostgresStore
 import ServiceLifecycle
 
 /// Marks agents that stopped heartbeating as lost, every heartbeat interval: their instances
-/// leave the route table and placement puts them on other agents (under new guids). A lost
-/// agent that comes back gets 404 on its next heartbeat and registers again.
+/// leave the route table and the health manager is woken to place them on other agents (under
+/// new guids). A lost agent that comes back gets 404 on its next heartbeat and registers again.
 ///
-/// Several controllers may run this at once: the update is idempotent and placement is
-/// serialised by its lock.
+/// Several controllers may run this at once: the update is idempotent.
 struct AgentMonitor: Service {
     let db: Database
     let interval: Duration
@@ -34,8 +33,7 @@ struct AgentMonitor: Service {
         }
     }
 
-    /// Marks every active agent silent for `lostAfterSeconds` lost and re-places what ran on
-    /// them; returns their ids.
+    /// Marks every active agent silent for `lostAfterSeconds` lost; returns their ids.
     static func sweep(_ db: Database, lostAfterSeconds: Int, cfAPI: String) async throws -> [String] {
         try await db.write { conn in
             try Placement.lock(conn)
@@ -46,9 +44,7 @@ struct AgentMonitor: Service {
                 """, [lostAfterSeconds]).map { try $0.decode("id", as: String.self) }
             guard !lost.isEmpty else { return [] }
             try InstanceReports.bumpRoutes(conn)
-            let apps = try conn.query("SELECT DISTINCT app_guid FROM instances WHERE agent_id = ANY($1::text[])", [lost])
-                .map { try $0.decode("app_guid", as: String.self) }
-            if !apps.isEmpty { try Placement.converge(conn, apps: apps, cfAPI: cfAPI) }
+            try HealthController.bump(conn)
             return lost
         }
     }

@@ -28,7 +28,7 @@ final class ChangeFeed: Sendable {
 
     /// The channels this controller listens on.
     static let channels = [AgentProtocol.assignmentsChannel, AgentProtocol.logsChannel, RouteTableFeed.channel,
-                           StagingProtocol.stagingChannel]
+                           StagingProtocol.stagingChannel, HealthProtocol.channel]
 
     private let pool: PostgresPool
     private let logger: Logger

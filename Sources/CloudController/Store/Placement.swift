@@ -82,7 +82,9 @@ enum Placement {
 
     /// The decision for `desired` (every process in scope) given the instances of those
     /// processes and every agent. Deterministic for a given `newGuid`.
-    static func decide(desired: [DesiredProcess], current: [CurrentInstance], agents: [AgentRoom],
+    /// Instances on `draining` agents are kept (the health manager moves them, replacements
+    /// first), but only when no instance of the index runs elsewhere.
+    static func decide(desired: [DesiredProcess], current: [CurrentInstance], agents: [AgentRoom], draining: Set<String> = [],
                        newGuid: () -> String = { UUID().uuidString.lowercased() }) -> Decision {
         var rooms = Dictionary(agents.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
         var decision = Decision()
@@ -109,10 +111,11 @@ enum Placement {
         for process in processes {
             var kept: [Int: CurrentInstance] = [:]
             var template: String?
-            for instance in (byProcess[process.guid] ?? []).sorted(by: { ($0.index, $0.guid) < ($1.index, $1.guid) }) {
+            func rank(_ i: CurrentInstance) -> Int { i.agentID.map { draining.contains($0) ? 1 : 0 } ?? 0 }
+            for instance in (byProcess[process.guid] ?? []).sorted(by: { ($0.index, rank($0), $0.guid) < ($1.index, rank($1), $1.guid) }) {
                 let sameGeneration = instance.processVersion == process.version && instance.dropletGuid == process.dropletGuid
                 if sameGeneration, template == nil { template = instance.guid }
-                let onLiveAgent = instance.agentID.map { rooms[$0]?.isActive == true } ?? true
+                let onLiveAgent = instance.agentID.map { rooms[$0]?.isActive == true || draining.contains($0) } ?? true
                 if sameGeneration, onLiveAgent, instance.index < process.target, kept[instance.index] == nil {
                     kept[instance.index] = instance
                 } else {
@@ -192,22 +195,28 @@ enum Placement {
                 agentID: try row.decode("agent_id", as: String?.self), processVersion: try row.decode("process_version"),
                 dropletGuid: try row.decode("droplet_guid"), memoryMB: try row.decode("memory_mb"), diskMB: try row.decode("disk_mb"))
         }
-        let agents = try conn.query(
+        let agentRows = try conn.query(
             """
-            SELECT a.id, a.state, a.stacks,
+            SELECT a.id, a.state, a.draining, a.stacks,
               a.capacity_memory_mb - coalesce(sum(i.memory_mb), 0) AS free_memory,
               a.capacity_disk_mb - coalesce(sum(i.disk_mb), 0) AS free_disk,
               a.capacity_instances - count(i.guid) AS free_instances
             FROM agents a LEFT JOIN instances i ON i.agent_id = a.id GROUP BY a.id
-            """).map { row in
+            """)
+        let drainingIDs = try agentRows.filter { try $0.decode("state", as: String.self) == "active" && $0.decode("draining", as: Bool.self) }
+            .map { try $0.decode("id", as: String.self) }
+        // A draining agent keeps what it runs until the health manager moves it; nothing new goes there.
+        let agents = try agentRows.map { row in
             AgentRoom(
-                id: try row.decode("id"), isActive: try row.decode("state", as: String.self) == "active",
+                id: try row.decode("id"),
+                isActive: try row.decode("state", as: String.self) == "active" && !(try row.decode("draining", as: Bool.self)),
                 stacks: try row.decode("stacks"), freeMemoryMB: try row.decode("free_memory"),
                 freeDiskMB: try row.decode("free_disk"), freeInstances: try row.decode("free_instances"))
         }
-        let decision = decide(desired: desired, current: current, agents: agents)
+        let decision = decide(desired: desired, current: current, agents: agents, draining: Set(drainingIDs))
         guard !decision.isEmpty else { return decision }
         try apply(conn, decision, desired: desired, cfAPI: cfAPI)
+        try HealthController.bump(conn)
         return decision
     }
 

@@ -10,6 +10,7 @@ enum Schema {
         Migration(version: 5, name: "agents", sql: agents),
         Migration(version: 6, name: "builds", sql: builds),
         Migration(version: 7, name: "resource_pool", sql: resourcePool),
+        Migration(version: 8, name: "health", sql: health),
     ]
 
     /// Staging: builds (a package staged into a droplet by a stager), the stagers that claim

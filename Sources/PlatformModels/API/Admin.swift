@@ -23,16 +23,30 @@ public struct AgentResource: Codable, Sendable, Equatable {
     public var runningInstances: Int
     public var registeredAt: String
     public var lastSeenAt: String
+    /// Being emptied (`cf-like-admin drain`): nothing new is placed there and the health
+    /// manager moves its instances away, replacements first.
+    public var draining: Bool
     enum CodingKeys: String, CodingKey {
         case id, hostAddress = "host_address", state, version, stacks, capacity, available
         case placedInstances = "placed_instances", runningInstances = "running_instances"
-        case registeredAt = "registered_at", lastSeenAt = "last_seen_at"
+        case registeredAt = "registered_at", lastSeenAt = "last_seen_at", draining
     }
     public init(id: String, hostAddress: String, state: String, version: String, stacks: [String], capacity: Amounts, available: Amounts,
-                placedInstances: Int, runningInstances: Int, registeredAt: String, lastSeenAt: String) {
+                placedInstances: Int, runningInstances: Int, registeredAt: String, lastSeenAt: String, draining: Bool = false) {
         self.id = id; self.hostAddress = hostAddress; self.state = state; self.version = version; self.stacks = stacks
         self.capacity = capacity; self.available = available; self.placedInstances = placedInstances
         self.runningInstances = runningInstances; self.registeredAt = registeredAt; self.lastSeenAt = lastSeenAt
+        self.draining = draining
+    }
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        id = try c.decode(String.self, forKey: .id); hostAddress = try c.decode(String.self, forKey: .hostAddress)
+        state = try c.decode(String.self, forKey: .state); version = try c.decode(String.self, forKey: .version)
+        stacks = try c.decode([String].self, forKey: .stacks); capacity = try c.decode(Amounts.self, forKey: .capacity)
+        available = try c.decode(Amounts.self, forKey: .available)
+        placedInstances = try c.decode(Int.self, forKey: .placedInstances); runningInstances = try c.decode(Int.self, forKey: .runningInstances)
+        registeredAt = try c.decode(String.self, forKey: .registeredAt); lastSeenAt = try c.decode(String.self, forKey: .lastSeenAt)
+        draining = try c.decodeIfPresent(Bool.self, forKey: .draining) ?? false
     }
 }
 
@@ -83,5 +97,52 @@ public struct InstanceResource: Codable, Sendable, Equatable {
         self.guid = guid; self.appGuid = appGuid; self.appName = appName; self.spaceGuid = spaceGuid; self.processGuid = processGuid
         self.processType = processType; self.index = index; self.state = state; self.agentId = agentId; self.hostAddress = hostAddress
         self.hostPort = hostPort; self.since = since; self.uptime = uptime; self.details = details
+    }
+}
+
+/// `GET /v3/admin/alerts` and `/v3/admin/alerts/:id` resource: an alert the health manager
+/// raised (deduplicated by its labels), active until it resolves.
+public struct AlertResource: Codable, Sendable, Equatable {
+    public var id: Int
+    /// `alertname` label: `InstanceCrashLoop`, `AppDown`, `AgentLost`, `InsufficientCapacity`, `StagingFailed`.
+    public var name: String
+    /// `active` or `resolved`.
+    public var state: String
+    /// `severity` label (`critical`, `warning`).
+    public var severity: String
+    /// The app it is about, if any (`app_guid` label).
+    public var appGuid: String?
+    public var labels: [String: String]
+    /// `summary`, `description`; crash alerts also `exit_description` and `last_log_lines`.
+    public var annotations: [String: String]
+    public var startsAt: String
+    public var endsAt: String?
+    public var fingerprint: String
+    enum CodingKeys: String, CodingKey {
+        case id, name, state, severity, appGuid = "app_guid", labels, annotations, startsAt = "starts_at", endsAt = "ends_at", fingerprint
+    }
+    public init(id: Int, name: String, state: String, severity: String, appGuid: String?, labels: [String: String],
+                annotations: [String: String], startsAt: String, endsAt: String?, fingerprint: String) {
+        self.id = id; self.name = name; self.state = state; self.severity = severity; self.appGuid = appGuid
+        self.labels = labels; self.annotations = annotations; self.startsAt = startsAt; self.endsAt = endsAt
+        self.fingerprint = fingerprint
+    }
+}
+
+/// `GET /v3/admin/health_managers` resource: every health manager that asked for the lease
+/// recently; the one holding it acts, the others stand by.
+public struct HealthManagerResource: Codable, Sendable, Equatable {
+    public var id: String
+    public var version: String
+    /// Holds the lease now.
+    public var active: Bool
+    public var lastSeenAt: String
+    /// When the lease it holds expires (active only).
+    public var leaseExpiresAt: String?
+    enum CodingKeys: String, CodingKey {
+        case id, version, active, lastSeenAt = "last_seen_at", leaseExpiresAt = "lease_expires_at"
+    }
+    public init(id: String, version: String, active: Bool, lastSeenAt: String, leaseExpiresAt: String?) {
+        self.id = id; self.version = version; self.active = active; self.lastSeenAt = lastSeenAt; self.leaseExpiresAt = leaseExpiresAt
     }
 }
