@@ -295,6 +295,7 @@ let package = Package(
             name: "HealthManagerTests",
             dependencies: [
                 "HealthManager", "PlatformModels", "PostgresStore", "TestSupport",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "NIOCore", package: "swift-nio"),
             ],

@@ -133,7 +133,7 @@ final class RawHTTPConnection: @unchecked Sendable {
 }
 
 extension ControllerIntegration {
-    @Suite struct LogsFollow {
+    @Suite(.timeLimit(.minutes(2))) struct LogsFollow {
         @Test func aFollowedLogStreamDeliversLinesAsTheyArriveUntilTheClientHangsUp() async throws {
             let clock = ContinuousClock()
             let leftOpen = LeftOpen()

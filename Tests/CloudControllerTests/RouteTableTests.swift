@@ -5,7 +5,7 @@ import Testing
 @testable import CloudController
 
 extension ControllerIntegration {
-    @Suite struct RouteTableFromReports {
+    @Suite(.timeLimit(.minutes(2))) struct RouteTableFromReports {
         @Test func runningInstancesBecomeBackendsAndCrashedOnesLeave() async throws {
             try await Platform.run { p in
                 let t = try await p.tenant("alice")

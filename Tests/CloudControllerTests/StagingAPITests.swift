@@ -6,7 +6,7 @@ import Testing
 @testable import CloudController
 
 extension ControllerIntegration {
-    @Suite struct StagingAPI {
+    @Suite(.timeLimit(.minutes(2))) struct StagingAPI {
         /// A tenant, an app and an admin buildpack: what most staging tests start from.
         static func setUp(_ p: Platform) async throws -> (t: Platform.Tenant, app: String) {
             try await p.adminBuildpack("ruby", url: "https://git.example.com/ruby-buildpack.git")
