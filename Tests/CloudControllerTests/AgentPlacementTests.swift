@@ -15,7 +15,8 @@ import Testing
     }
 
     static func agent(_ id: String, memory: Int, active: Bool = true, stacks: [String] = ["s"], instances: Int = 10) -> P.AgentRoom {
-        P.AgentRoom(id: id, isActive: active, stacks: stacks, freeMemoryMB: memory, freeDiskMB: 10_000, freeInstances: instances)
+        P.AgentRoom(id: id, isActive: active, stacks: stacks, freeMemoryMB: memory, freeDiskMB: 10_000, freeInstances: instances,
+                    capacityMemoryMB: memory)
     }
 
     static func instance(_ guid: String, process: String = "p1", index: Int, agent: String?, version: String = "v1",
@@ -29,11 +30,12 @@ import Testing
         return { n += 1; return "new-\(n)" }
     }
 
-    @Test func spreadsByFreeMemoryAndLeavesWhatDoesNotFitUnplaced() {
+    @Test func spreadsThenPrefersTheLeastLoadedAndLeavesWhatDoesNotFitUnplaced() {
         let d = P.decide(desired: [Self.process(instances: 6, memory: 512)],
                          current: [], agents: [Self.agent("a", memory: 1024), Self.agent("b", memory: 1536)], newGuid: Self.counter())
-        // b (1536); a and b tie at 1024 (the lower id wins); b; a and b tie at 512; b; nothing left.
-        #expect(d.creations.map(\.agentID) == ["b", "a", "b", "a", "b", nil])
+        // a and b both empty (the lower id); b has none of it yet; one each: b has the smaller
+        // share in use (1/3 vs 1/2); a has fewer; a is full, so b; nothing left.
+        #expect(d.creations.map(\.agentID) == ["a", "b", "b", "a", "b", nil])
         #expect(d.creations.map(\.index) == [0, 1, 2, 3, 4, 5])
         #expect(d.deletions.isEmpty)
     }
@@ -147,7 +149,7 @@ extension ControllerIntegration {
             }
         }
 
-        @Test func twoAgentsShareByFreeMemory() async throws {
+        @Test func twoAgentsShareSpreadThenLeastLoaded() async throws {
             try await Platform.run { p in
                 let t = try await p.tenant("alice")
                 try await p.registerAgent("dea-a", memoryMB: 1024)
@@ -155,9 +157,9 @@ extension ControllerIntegration {
                 _ = try await p.startedApp("web", t, instances: 4, memoryMB: 512)
                 let a = try await p.assignments("dea-a").instances.map(\.index)
                 let b = try await p.assignments("dea-b").instances.map(\.index)
-                // Most free memory first: b (2048), b (1536 vs 1024), a (1024 vs 1024: the lower id), b (1024 vs 512).
+                // Spread first: a (tie, lower id), b, b (a quarter of b in use vs half of a), a.
                 #expect(a.count + b.count == 4)
-                #expect(a.count == 1 && b.count == 3)
+                #expect(a.count == 2 && b.count == 2)
                 #expect(Set(a + b) == [0, 1, 2, 3])
             }
         }

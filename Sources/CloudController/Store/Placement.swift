@@ -5,9 +5,10 @@ import PostgresStore
 /// Simple placement of instances on execution agents, until a health manager takes it over.
 ///
 /// For each process of a STARTED app whose current droplet is STAGED, instances `0..<n` must
-/// exist for the current (process version, droplet); new ones go to the active agent with the
-/// most free memory that has the app's stack and room (memory, disk, one more instance), and
-/// stay unplaced (no agent) when none fits. Everything else goes: extra indexes, older
+/// exist for the current (process version, droplet); new ones go where the health manager's
+/// placer would put them (spread, then least loaded; see ``choose``) among the active agents
+/// with the app's stack and room (memory, disk, one more instance), and stay unplaced (no
+/// agent) when none fits. Everything else goes: extra indexes, older
 /// generations, instances of STOPPED apps, and instances on lost agents (re-created under a new
 /// guid so two agents never run the same one).
 ///
@@ -52,6 +53,12 @@ enum Placement {
         var freeMemoryMB: Int
         var freeDiskMB: Int
         var freeInstances: Int
+        /// Its memory capacity (0: unknown), for the share in use.
+        var capacityMemoryMB: Int = 0
+
+        var memoryInUseShare: Double {
+            capacityMemoryMB > 0 ? 1 - Double(freeMemoryMB) / Double(capacityMemoryMB) : 0
+        }
     }
 
     /// An instance to create; `template` names an instance of the same generation whose
@@ -125,32 +132,47 @@ enum Placement {
             plans.append((process, kept, template))
         }
 
+        // Instances each agent keeps per process, so new ones spread.
+        var spread: [String: [String: Int]] = [:]
+        for (process, kept, _) in plans {
+            for instance in kept.values { if let agent = instance.agentID { spread[agent, default: [:]][process.guid, default: 0] += 1 } }
+        }
         for (process, kept, template) in plans {
             for index in 0..<process.target {
                 if let instance = kept[index] {
-                    if instance.agentID == nil, let agent = choose(&rooms, for: process) {
+                    if instance.agentID == nil, let agent = choose(&rooms, &spread, for: process) {
                         decision.placements.append(Placed(instanceGuid: instance.guid, agentID: agent))
                     }
                 } else {
                     decision.creations.append(NewInstance(
                         guid: newGuid(), processGuid: process.guid, appGuid: process.appGuid, index: index,
-                        agentID: choose(&rooms, for: process), template: template))
+                        agentID: choose(&rooms, &spread, for: process), template: template))
                 }
             }
         }
         return decision
     }
 
-    /// The active agent with the most free memory that fits the process (ties: lowest id); takes its room.
-    static func choose(_ rooms: inout [String: AgentRoom], for process: DesiredProcess) -> String? {
+    /// The health manager's placement rule (``HealthManager/Placer``): among the active agents
+    /// with the stack and room (memory, disk, one more instance), the one with the fewest
+    /// instances of the process (spread), then the smallest share of its memory in use (least
+    /// loaded), then the lowest id. Takes its room.
+    static func choose(_ rooms: inout [String: AgentRoom], _ spread: inout [String: [String: Int]],
+                       for process: DesiredProcess) -> String? {
         let fitting = rooms.values.filter { room in
             room.isActive && room.freeMemoryMB >= process.memoryMB && room.freeDiskMB >= process.diskMB && room.freeInstances >= 1
                 && (process.stack.map { room.stacks.contains($0) } ?? true)
         }
-        guard let best = fitting.max(by: { ($0.freeMemoryMB, $1.id) < ($1.freeMemoryMB, $0.id) }) else { return nil }
+        func count(_ room: AgentRoom) -> Int { spread[room.id]?[process.guid] ?? 0 }
+        guard let best = fitting.min(by: { a, b in
+            if count(a) != count(b) { return count(a) < count(b) }
+            if a.memoryInUseShare != b.memoryInUseShare { return a.memoryInUseShare < b.memoryInUseShare }
+            return a.id < b.id
+        }) else { return nil }
         rooms[best.id]?.freeMemoryMB -= process.memoryMB
         rooms[best.id]?.freeDiskMB -= process.diskMB
         rooms[best.id]?.freeInstances -= 1
+        spread[best.id, default: [:]][process.guid, default: 0] += 1
         return best.id
     }
 
@@ -197,7 +219,7 @@ enum Placement {
         }
         let agentRows = try conn.query(
             """
-            SELECT a.id, a.state, a.draining, a.stacks,
+            SELECT a.id, a.state, a.draining, a.stacks, a.capacity_memory_mb,
               a.capacity_memory_mb - coalesce(sum(i.memory_mb), 0) AS free_memory,
               a.capacity_disk_mb - coalesce(sum(i.disk_mb), 0) AS free_disk,
               a.capacity_instances - count(i.guid) AS free_instances
@@ -211,7 +233,8 @@ enum Placement {
                 id: try row.decode("id"),
                 isActive: try row.decode("state", as: String.self) == "active" && !(try row.decode("draining", as: Bool.self)),
                 stacks: try row.decode("stacks"), freeMemoryMB: try row.decode("free_memory"),
-                freeDiskMB: try row.decode("free_disk"), freeInstances: try row.decode("free_instances"))
+                freeDiskMB: try row.decode("free_disk"), freeInstances: try row.decode("free_instances"),
+                capacityMemoryMB: try row.decode("capacity_memory_mb"))
         }
         let decision = decide(desired: desired, current: current, agents: agents, draining: Set(drainingIDs))
         guard !decision.isEmpty else { return decision }
