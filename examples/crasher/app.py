@@ -3,6 +3,10 @@
 GET /       answers, and exits after CRASH_AFTER requests (0: never)
 GET /crash  exits at once with status 1
 GET /oom    allocates memory until the container's limit kills it
+
+CRASH_ON_START=1 makes it exit with status 4 as soon as it starts, before it listens: an
+instance that crashes on every start (crash loops, back-off, InstanceCrashLoop alerts). Any
+other value (or none) starts normally.
 """
 import os
 import sys
@@ -10,6 +14,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 CRASH_AFTER = int(os.environ.get("CRASH_AFTER", "0"))
 served = 0
+
+if os.environ.get("CRASH_ON_START") == "1":
+    print("CRASH_ON_START=1: exiting at start with status 4", flush=True)
+    sys.exit(4)
 
 
 class Handler(BaseHTTPRequestHandler):
