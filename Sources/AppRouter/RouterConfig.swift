@@ -104,7 +104,7 @@ public struct RouterConfig: Sendable {
         let credential = try document.secret(fileKey: "controller.internal_credential_file",
                                              default: "var/secrets/internal-credential")
         self.init(controllerURL: url, credential: credential)
-        let listen = try document.hostPort("router.listen", default: "127.0.0.1:8081")
+        let listen = try document.hostPort("router.listen", default: "127.0.0.1:8080")
         listenHost = listen.host
         listenPort = listen.port
         let tls = document.string("router.tls_listen", default: "")
