@@ -68,6 +68,7 @@ public final class AppRouter: Service, Sendable {
             "controller": .string(config.controllerURL), "threads": .stringConvertible(threads),
         ])
         let tables = RouteTableService(source: source, pollSeconds: config.routeTablePollSeconds,
+                                       routerID: config.routerID, listen: config.reportedListen(port: runtime.addresses.http),
                                        useHostAddress: config.backendAddress == .host, status: runtime.tableStatus,
                                        logger: logger, publish: { runtime.publish($0) })
         await withTaskGroup(of: Void.self) { tasks in

@@ -12,6 +12,9 @@ public struct RouterConfig: Sendable {
         case host
     }
 
+    /// The router's id at the controller (`router.router_id`, default `router-<hostname>`),
+    /// sent with every route-table poll.
+    public var routerID: String
     /// Plain HTTP listener (host, port); port 0 picks a free one (tests).
     public var listenHost: String
     public var listenPort: Int
@@ -65,6 +68,7 @@ public struct RouterConfig: Sendable {
 
     /// Defaults for tests and embedding: loopback, ephemeral ports, no TLS.
     public init(controllerURL: String, credential: String) {
+        routerID = ConfigDocument.defaultComponentID(prefix: "router")
         listenHost = "127.0.0.1"
         listenPort = 0
         tlsListenHost = nil
@@ -104,6 +108,7 @@ public struct RouterConfig: Sendable {
         let credential = try document.secret(fileKey: "controller.internal_credential_file",
                                              default: "var/secrets/internal-credential")
         self.init(controllerURL: url, credential: credential)
+        routerID = try document.componentID("router.router_id", prefix: "router")
         let listen = try document.hostPort("router.listen", default: "127.0.0.1:8080")
         listenHost = listen.host
         listenPort = listen.port
@@ -151,5 +156,11 @@ public struct RouterConfig: Sendable {
         drainWaitSeconds = Int64(try document.int("router.drain_wait_seconds", default: 0, range: 0...3600))
         let log = document.string("router.access_log", default: "var/log/router-access.log")
         accessLog = (log.isEmpty || log == "-") ? log : document.resolve(log)
+    }
+
+    /// The plain listener as the router reports it (`host:port`, IPv6 hosts bracketed), with
+    /// the bound `port` (the configured one may be 0).
+    public func reportedListen(port: Int) -> String {
+        listenHost.contains(":") ? "[\(listenHost)]:\(port)" : "\(listenHost):\(port)"
     }
 }

@@ -11,11 +11,12 @@ enum AlertRows {
         ["\(a.id)", a.name, a.severity, a.state, subject(a), a.startsAt, oneLine(a.annotations["summary"] ?? "")]
     }
 
-    /// What the alert is about: the app's name, the agent for `AgentLost`, else the app guid.
+    /// What the alert is about: the app's name, the agent for `AgentLost`, the router for
+    /// `RouterTableStale`, else the app guid.
     static func subject(_ a: AlertResource) -> String {
         if let name = a.labels["app_name"], !name.isEmpty { return name }
         if a.name == "AgentLost", let agent = a.labels["agent_id"] { return agent }
-        return a.appGuid ?? a.labels["agent_id"] ?? ""
+        return a.appGuid ?? a.labels["agent_id"] ?? a.labels["router_id"] ?? ""
     }
 
     /// A table cell keeps to one line.
@@ -31,7 +32,9 @@ enum AlertRows {
         ]
         let subject = subject(a)
         if !subject.isEmpty {
-            head.append((a.name == "AgentLost" && a.labels["app_name"] == nil ? "dea:" : "app:",
+            let kind = a.labels["app_name"] != nil || a.appGuid != nil ? "app:"
+                : a.labels["agent_id"] != nil ? "dea:" : a.labels["router_id"] != nil ? "router:" : "app:"
+            head.append((kind,
                          a.appGuid.map { $0 == subject ? subject : "\(subject) (\($0))" } ?? subject))
         }
         head.append(("starts:", a.startsAt))

@@ -34,11 +34,13 @@ struct PlatformStatus: Codable {
     var agents: [AgentResource]
     /// Empty when none reports (or the controller does not list them).
     var healthManagers: [HealthManagerResource] = []
+    /// Empty when none reports (or the controller does not list them).
+    var routers: [RouterResource] = []
     /// Nil when the controller does not list alerts.
     var activeAlerts: Int?
     var totals: Totals
     enum CodingKeys: String, CodingKey {
-        case controller, stagers, agents, healthManagers = "health_managers", activeAlerts = "active_alerts", totals
+        case controller, stagers, agents, healthManagers = "health_managers", routers, activeAlerts = "active_alerts", totals
     }
 
     /// Totals over the active agents (a lost agent's capacity is not there to use).
@@ -58,7 +60,20 @@ struct PlatformStatus: Codable {
         managers.map { ["health manager", $0.id, "", $0.version, $0.active ? "active" : "standby", $0.lastSeenAt] }
     }
 
-    /// The summary lines under the component table: totals, health manager, active alerts.
+    /// The component table's router rows: listen address, and the table version it serves
+    /// against the controller's.
+    static func routerRows(_ routers: [RouterResource]) -> [[String]] {
+        routers.map { ["router", $0.id, $0.listenAddress, $0.version, routerState($0), $0.lastSeenAt] }
+    }
+
+    /// "table 42 (current)", "table 41 of 42", "no table yet".
+    static func routerState(_ router: RouterResource) -> String {
+        guard let version = router.tableVersion else { return "no table yet" }
+        if version == router.currentTableVersion { return "table \(version) (current)" }
+        return "table \(version) of \(router.currentTableVersion)"
+    }
+
+    /// The summary lines under the component table: totals, health manager, routers, active alerts.
     func summaryRows() -> [[String]] {
         let t = totals
         var rows = [
@@ -72,6 +87,7 @@ struct PlatformStatus: Codable {
         } else if !healthManagers.contains(where: \.active) {
             rows.append(["health manager:", "none active (\(healthManagers.count) standing by)"])
         }
+        if routers.isEmpty { rows.append(["routers:", "none reporting"]) }
         if let activeAlerts { rows.append(["alerts:", "\(activeAlerts) active"]) }
         return rows
     }
@@ -80,12 +96,16 @@ struct PlatformStatus: Codable {
 extension Session {
     /// A list the controller may not have yet: nil when it answers 404.
     func allIfListed<R: Codable & Sendable>(_ path: String, as type: R.Type) async throws -> [R]? {
-        let answer = try await send("GET", path)
-        if answer.status == 404 { return nil }
-        try PlatformClient.check(answer)
-        let first = try answer.decode(ListResponse<R>.self)
+        guard let first = try Self.pageIfListed(try await send("GET", path), as: R.self) else { return nil }
         guard let next = first.pagination.next?.href else { return first.resources }
         return first.resources + (try await all(next, as: R.self))
+    }
+
+    /// A list's first page, or nil when the controller answers 404 (it does not list them yet).
+    static func pageIfListed<R: Codable & Sendable>(_ answer: PlatformClient.Answer, as type: R.Type) throws -> ListResponse<R>? {
+        if answer.status == 404 { return nil }
+        try PlatformClient.check(answer)
+        return try answer.decode(ListResponse<R>.self)
     }
 
     /// How many alerts are active, or nil when the controller does not list alerts.
@@ -130,7 +150,7 @@ enum AdminRows {
 public struct StatusCommand: AsyncParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "status",
-        abstract: "Show the platform's components and totals: controller, stagers, DEAs, health managers, apps, instances, capacity, alerts.",
+        abstract: "Show the platform's components and totals: controller, stagers, DEAs, health managers, routers, apps, instances, capacity, alerts.",
         discussion: "Example:\n  cf-like-admin status\n  cf-like-admin status --json")
     @OptionGroup var output: JSONOption
     public init() {}
@@ -143,16 +163,18 @@ public struct StatusCommand: AsyncParsableCommand {
             let instances = try await session.all("/v3/admin/instances?per_page=5000", as: InstanceResource.self)
             let apps = try await session.call("GET", "/v3/apps?per_page=1", as: ListResponse<AppResource>.self).pagination.totalResults
             let managers = try await session.allIfListed("/v3/admin/health_managers", as: HealthManagerResource.self) ?? []
+            let routers = try await session.allIfListed("/v3/admin/routers", as: RouterResource.self) ?? []
             let activeAlerts = try await session.activeAlertCount()
             let status = PlatformStatus(controller: .init(address: session.client.api, version: info.version), stagers: stagers,
-                                        agents: agents, healthManagers: managers, activeAlerts: activeAlerts,
+                                        agents: agents, healthManagers: managers, routers: routers, activeAlerts: activeAlerts,
                                         totals: PlatformStatus.totals(apps: apps, agents: agents, instances: instances))
             if output.json { print(try Output.json(status)); return }
             Output.printTable(["component", "id", "address", "version", "state", "last seen"],
                               [["controller", "", status.controller.address, status.controller.version, "up", "now"]]
                                 + stagers.map { ["stager", $0.id, "", $0.version, "\($0.running) staging, \($0.freeSlots) free", $0.lastSeenAt] }
                                 + agents.map { ["dea", $0.id, $0.hostAddress, $0.version, AdminRows.agentState($0), $0.lastSeenAt] }
-                                + PlatformStatus.healthManagerRows(managers))
+                                + PlatformStatus.healthManagerRows(managers)
+                                + PlatformStatus.routerRows(routers))
             print("")
             print(Output.table(["", ""], status.summaryRows()).split(separator: "\n").dropFirst().joined(separator: "\n"))
         }

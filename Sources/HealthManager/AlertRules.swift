@@ -9,9 +9,10 @@ import PlatformModels
 /// | `AgentLost` | critical | an agent has not heartbeated for more than `agentTimeout` |
 /// | `InsufficientCapacity` | warning | instances of a process could not be placed |
 /// | `StagingFailed` | warning | the app's latest failed build failed within `stagingFailureWindow` |
+/// | `RouterTableStale` | warning | a router seen within the last 5 minutes reported a route table older than `routerStaleAfter`, or a router seen within the last hour has not polled for more than `routerStaleAfter` |
 ///
 /// The controller keeps one alert per distinct label set, so labels hold only what names the
-/// thing that is wrong (alert, app, process, agent), never counts or times: those go in the
+/// thing that is wrong (alert, app, process, agent, router), never counts or times: those go in the
 /// annotations, which may change from one pass to the next without starting a new alert.
 /// The result is sorted by alert name, then by labels, so equal snapshots give equal lists.
 public struct AlertRules: Sendable {
@@ -27,14 +28,17 @@ public struct AlertRules: Sendable {
         public var agentTimeout: Double
         /// Seconds a failed build keeps its app's staging alert active.
         public var stagingFailureWindow: Double
+        /// Seconds beyond which a router's route table (or its silence) counts as stale.
+        public var routerStaleAfter: Double
 
         public init(crashLoopThreshold: Int = 3, crashLoopWindow: Double = 600, appDownGrace: Double = 60,
-                    agentTimeout: Double = 10, stagingFailureWindow: Double = 900) {
+                    agentTimeout: Double = 10, stagingFailureWindow: Double = 900, routerStaleAfter: Double = 60) {
             self.crashLoopThreshold = crashLoopThreshold
             self.crashLoopWindow = crashLoopWindow
             self.appDownGrace = appDownGrace
             self.agentTimeout = agentTimeout
             self.stagingFailureWindow = stagingFailureWindow
+            self.routerStaleAfter = routerStaleAfter
         }
     }
 
@@ -45,7 +49,14 @@ public struct AlertRules: Sendable {
         public static let agentLost = "AgentLost"
         public static let insufficientCapacity = "InsufficientCapacity"
         public static let stagingFailed = "StagingFailed"
+        public static let routerTableStale = "RouterTableStale"
     }
+
+    /// A router's reported table age counts while it was seen within this many seconds.
+    public static let routerReportWindow: Double = 300
+    /// A silent router counts as stale only while it was seen within this many seconds; after
+    /// that it counts as gone (taken out of service), not as broken.
+    public static let routerForgetAfter: Double = 3600
 
     public var configuration: Configuration
 
@@ -66,6 +77,7 @@ public struct AlertRules: Sendable {
         }
         alerts += snapshot.agents.compactMap { agentLost($0, now: now) }
         alerts += stagingFailed(snapshot.stagingFailures, now: now)
+        alerts += snapshot.routers.compactMap { routerTableStale($0, now: now) }
         return Self.sorted(alerts)
     }
 
@@ -172,6 +184,32 @@ public struct AlertRules: Sendable {
                     "build_guid": failure.buildGuid,
                 ])
         }
+    }
+
+    func routerTableStale(_ router: HealthRouter, now: Double) -> AlertDraft? {
+        let silent = now - router.lastSeen
+        let limit = configuration.routerStaleAfter
+        let summary: String
+        let description: String
+        if silent > limit, silent <= Self.routerForgetAfter {
+            var words = "Router \(router.id) has not polled the route table for \(Self.duration(silent)) "
+                + "(the limit is \(Self.duration(limit))), so it may be routing with an out-of-date table"
+            if let version = router.tableVersion { words += " (version \(version))" }
+            summary = "Router \(router.id) stopped polling the route table"
+            description = words + ". Check that it runs and can reach the cloud controller."
+        } else if silent <= Self.routerReportWindow, let age = router.tableAgeSeconds, Double(age) > limit {
+            summary = "Router \(router.id) served a stale route table"
+            description = "Router \(router.id) served a route table that had not matched the cloud controller's for "
+                + "\(Self.duration(Double(age))) (the limit is \(Self.duration(limit))) when it last polled"
+                + (router.tableVersion.map { ", at version \($0)" } ?? "")
+                + ". Requests may have gone to instances that were gone, and new routes were missing. "
+                + "Check its connection to the cloud controller."
+        } else {
+            return nil
+        }
+        return AlertDraft(
+            labels: ["alertname": Name.routerTableStale, "severity": "warning", "router_id": router.id],
+            annotations: ["summary": summary, "description": description])
     }
 
     // MARK: Words

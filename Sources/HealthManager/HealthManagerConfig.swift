@@ -42,6 +42,7 @@ public struct HealthManagerConfig: Sendable {
         rules.agentTimeout = agentTimeout
         rules.crashLoopWindow = Double(try document.int("health_manager.crash_loop_window_seconds", default: 600, range: 1...86_400))
         rules.appDownGrace = Double(try document.int("health_manager.app_down_grace_seconds", default: 60, range: 0...86_400))
+        rules.routerStaleAfter = Double(try document.int("health_manager.router_table_stale_seconds", default: 60, range: 1...86_400))
         alertRules = rules
         alertmanagerURLs = try Self.urls(document, "health_manager.alertmanager_urls")
         webhookURLs = try Self.urls(document, "health_manager.alert_webhook_urls")

@@ -148,9 +148,21 @@ public final class ComponentClient: Sendable {
 
     /// The route table, long-polled: answers at once if its version differs from `after`.
     public func routeTable(after version: Int?, waitSeconds: Int = 30) async throws -> RouteTable {
+        try await routeTable(after: version, waitSeconds: waitSeconds, reporting: nil)
+    }
+
+    /// The route table, long-polled, telling the CC which router asks and how fresh its table is.
+    public func routeTable(after version: Int?, waitSeconds: Int, reporting report: RouterPollReport?) async throws -> RouteTable {
+        try await call(.GET, Self.routeTablePath(after: version, waitSeconds: waitSeconds, reporting: report), as: RouteTable.self,
+                       timeout: .seconds(Int64(waitSeconds) + 15))
+    }
+
+    /// `/internal/v1/routes?wait=S[&after=V][&router_id=...]`, values percent-encoded.
+    public static func routeTablePath(after version: Int?, waitSeconds: Int, reporting report: RouterPollReport?) -> String {
         var path = "/internal/v1/routes?wait=\(waitSeconds)"
         if let version { path += "&after=\(version)" }
-        return try await call(.GET, path, as: RouteTable.self, timeout: .seconds(Int64(waitSeconds) + 15))
+        for item in report?.queryItems ?? [] { path += "&\(item.name)=\(segment(item.value))" }
+        return path
     }
 
     /// Registers (or re-registers) an agent.

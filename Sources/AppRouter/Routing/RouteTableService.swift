@@ -9,6 +9,15 @@ public protocol RouteTableSource: Sendable {
     /// Answers at once when the table's version differs from `version`, otherwise waits up
     /// to `waitSeconds` for a change and answers with the current table either way.
     func routeTable(after version: Int?, waitSeconds: Int) async throws -> RouteTable
+    /// The same, telling the source which router asks and how fresh its table is.
+    func routeTable(after version: Int?, waitSeconds: Int, reporting report: RouterPollReport?) async throws -> RouteTable
+}
+
+extension RouteTableSource {
+    /// Sources that do not track routers ignore the report.
+    public func routeTable(after version: Int?, waitSeconds: Int, reporting report: RouterPollReport?) async throws -> RouteTable {
+        try await routeTable(after: version, waitSeconds: waitSeconds)
+    }
 }
 
 extension ComponentClient: RouteTableSource {}
@@ -41,10 +50,15 @@ final class RouteTableStatusBox: Sendable {
 /// Keeps the route table fresh: long-polls the CC with the version it has (the CC answers as
 /// soon as a change commits), builds an immutable snapshot per new version and hands it to
 /// every event loop. When the CC is unreachable it keeps the last table, says so once in the
-/// log and in the metrics, and retries with a short back-off.
+/// log and in the metrics, and retries with a short back-off. Every poll names the router
+/// (``RouterPollReport``): its id, listen address, the version it serves and the seconds since
+/// its table last matched the CC's (~0 after a successful poll, the outage's length after one).
 struct RouteTableService: Sendable {
     let source: any RouteTableSource
     let pollSeconds: Int
+    /// `router.router_id` and the public listen address (`host:port`), sent on every poll.
+    let routerID: String
+    let listen: String
     let useHostAddress: Bool
     let status: RouteTableStatusBox
     let logger: Logger
@@ -54,10 +68,15 @@ struct RouteTableService: Sendable {
     func run() async {
         var current: RouteSnapshot?
         var failures = 0
+        // Uptime (ns) of the last answer: the table matched the CC's then.
+        var lastSync: Int64?
         while !Task.isCancelled {
             do {
-                let table = try await source.routeTable(after: current?.version, waitSeconds: pollSeconds)
+                let report = Self.report(routerID: routerID, listen: listen, tableVersion: current?.version, lastSync: lastSync,
+                                         now: Int64(NIODeadline.now().uptimeNanoseconds))
+                let table = try await source.routeTable(after: current?.version, waitSeconds: pollSeconds, reporting: report)
                 let now = Int64(NIODeadline.now().uptimeNanoseconds)
+                lastSync = now
                 if failures > 0 {
                     logger.notice("cloud controller reachable again", metadata: ["failed_polls": .stringConvertible(failures)])
                 }
@@ -110,5 +129,12 @@ struct RouteTableService: Sendable {
                 }
             }
         }
+    }
+
+    /// What a poll says about the router: no table version or age before its first table.
+    static func report(routerID: String, listen: String, tableVersion: Int?, lastSync: Int64?, now: Int64) -> RouterPollReport {
+        let age = tableVersion == nil ? nil : lastSync.map { Int(max(0, now - $0) / 1_000_000_000) }
+        return RouterPollReport(routerID: routerID, tableVersion: tableVersion, tableAgeSeconds: age,
+                                version: PlatformVersion.current, listen: listen)
     }
 }

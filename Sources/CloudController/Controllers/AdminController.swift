@@ -4,8 +4,8 @@ import PlatformModels
 import PostgresStore
 
 /// Admin-only views of the platform's components: `/v3/admin/agents`, `/v3/admin/stagers`,
-/// `/v3/admin/instances` (every instance as its agent reported it) and `/v3/admin/route_table`
-/// (the table routers poll at `/internal/v1/routes`). Anyone else gets 403 CF-NotAuthorized.
+/// `/v3/admin/instances` (every instance as its agent reported it), `/v3/admin/route_table`
+/// (the table routers poll at `/internal/v1/routes`) and `/v3/admin/routers` (who polls it). Anyone else gets 403 CF-NotAuthorized.
 struct AdminController {
     let services: Services
 
@@ -14,6 +14,7 @@ struct AdminController {
         group.get("admin/stagers", use: stagers)
         group.get("admin/instances", use: instances)
         group.get("admin/route_table", use: routeTable)
+        group.get("admin/routers", use: routers)
         group.get("admin/alerts", use: alerts)
         group.get("admin/alerts/:id", use: alert)
         group.get("admin/health_managers", use: healthManagers)
@@ -106,6 +107,31 @@ struct AdminController {
     @Sendable func routeTable(_ request: Request, context: ControllerContext) async throws -> Response {
         try requireAdmin(context)
         return try JSONResponse.make(try await services.db.read { conn in try RouteTableController.read(conn) })
+    }
+
+    /// Routers as their last route-table poll described them, with the current table version.
+    @Sendable func routers(_ request: Request, context: ControllerContext) async throws -> Response {
+        try requireAdmin(context)
+        let query = try ListQuery(try QueryParameters(rawQuery: request.uri.query), filters: ["ids"],
+                                  orderable: ["id": "id", "last_seen_at": "last_seen_at"], defaultOrder: "id", labels: false)
+        var filter = SQLFilter()
+        if let ids = try query.parameters.list("ids") { filter.add("routers.id = ANY(\(filter.bind(ids))::text[])") }
+        // A router parked in a long-poll counts as seen until the poll's wait ends.
+        return try await services.list(
+            select: "routers.*",
+            from: """
+                (SELECT r.id, r.version, r.listen_address, r.table_version, r.table_age_seconds,
+                   greatest(r.last_seen_at, least(coalesce(r.poll_deadline, r.last_seen_at), now())) AS last_seen_at,
+                   coalesce((SELECT v.version FROM platform_versions v WHERE v.name = 'routes'), 0) AS current_table_version
+                 FROM routers r) AS routers
+                """,
+            table: "routers", filter: filter, query: query, path: "/v3/admin/routers") { row in
+            RouterResource(
+                id: try row.decode("id"), version: try row.decode("version"), listenAddress: try row.decode("listen_address"),
+                tableVersion: try row.decode("table_version", as: Int?.self),
+                tableAgeSeconds: try row.decode("table_age_seconds", as: Int?.self),
+                lastSeenAt: try Rows.timestamp(row, "last_seen_at"), currentTableVersion: try row.decode("current_table_version"))
+        }
     }
 
     // MARK: Drain

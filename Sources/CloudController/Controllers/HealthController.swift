@@ -187,8 +187,19 @@ struct HealthController {
             HealthStagingFailure(buildGuid: try row.decode("guid"), appGuid: try row.decode("app_guid"), appName: try row.decode("name"),
                                  error: try row.decode("error"), failedAt: try row.decode("failed"))
         }
+        // A router parked in a long-poll counts as seen until the poll's wait ends.
+        let routers = try conn.query(
+            """
+            SELECT id, table_version, table_age_seconds,
+              extract(epoch FROM greatest(last_seen_at, least(coalesce(poll_deadline, last_seen_at), clock_timestamp())))::float8 AS seen
+            FROM routers ORDER BY id
+            """).map { row in
+            HealthRouter(id: try row.decode("id"), lastSeen: try row.decode("seen"),
+                         tableVersion: try row.decode("table_version", as: Int?.self),
+                         tableAgeSeconds: try row.decode("table_age_seconds", as: Int?.self))
+        }
         return HealthSnapshot(version: try head.decode("version"), asOf: try head.decode("now"), processes: processes,
-                              instances: instances, agents: agents, stagingFailures: failures)
+                              instances: instances, agents: agents, stagingFailures: failures, routers: routers)
     }
 
     // MARK: Actions

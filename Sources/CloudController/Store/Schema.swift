@@ -11,6 +11,7 @@ enum Schema {
         Migration(version: 6, name: "builds", sql: builds),
         Migration(version: 7, name: "resource_pool", sql: resourcePool),
         Migration(version: 8, name: "health", sql: health),
+        Migration(version: 9, name: "routers", sql: routers),
     ]
 
     /// Staging: builds (a package staged into a droplet by a stager), the stagers that claim

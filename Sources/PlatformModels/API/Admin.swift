@@ -104,7 +104,7 @@ public struct InstanceResource: Codable, Sendable, Equatable {
 /// raised (deduplicated by its labels), active until it resolves.
 public struct AlertResource: Codable, Sendable, Equatable {
     public var id: Int
-    /// `alertname` label: `InstanceCrashLoop`, `AppDown`, `AgentLost`, `InsufficientCapacity`, `StagingFailed`.
+    /// `alertname` label: `InstanceCrashLoop`, `AppDown`, `AgentLost`, `InsufficientCapacity`, `StagingFailed`, `RouterTableStale`.
     public var name: String
     /// `active` or `resolved`.
     public var state: String
@@ -144,5 +144,31 @@ public struct HealthManagerResource: Codable, Sendable, Equatable {
     }
     public init(id: String, version: String, active: Bool, lastSeenAt: String, leaseExpiresAt: String?) {
         self.id = id; self.version = version; self.active = active; self.lastSeenAt = lastSeenAt; self.leaseExpiresAt = leaseExpiresAt
+    }
+}
+
+/// `GET /v3/admin/routers` resource: a router as its last route-table poll described it.
+/// `table_version` against `current_table_version` shows how far behind it is.
+public struct RouterResource: Codable, Sendable, Equatable {
+    public var id: String
+    public var version: String
+    /// Its public listen address (`host:port`), empty if it did not say.
+    public var listenAddress: String
+    /// The route table version it served at its last poll; null before its first table.
+    @NullCodable public var tableVersion: Int?
+    /// Seconds its table had not matched the controller's at its last poll (~0 when in sync).
+    @NullCodable public var tableAgeSeconds: Int?
+    /// Its last poll; a router parked in a long-poll counts as seen until the poll's wait ends.
+    public var lastSeenAt: String
+    /// The controller's route table version now.
+    public var currentTableVersion: Int
+    enum CodingKeys: String, CodingKey {
+        case id, version, listenAddress = "listen_address", tableVersion = "table_version"
+        case tableAgeSeconds = "table_age_seconds", lastSeenAt = "last_seen_at", currentTableVersion = "current_table_version"
+    }
+    public init(id: String, version: String, listenAddress: String, tableVersion: Int?, tableAgeSeconds: Int?, lastSeenAt: String,
+                currentTableVersion: Int) {
+        self.id = id; self.version = version; self.listenAddress = listenAddress; self.tableVersion = tableVersion
+        self.tableAgeSeconds = tableAgeSeconds; self.lastSeenAt = lastSeenAt; self.currentTableVersion = currentTableVersion
     }
 }

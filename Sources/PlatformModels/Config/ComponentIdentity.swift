@@ -17,14 +17,17 @@ extension ConfigDocument {
     /// lower-case letters, digits, dots or dashes, starting with a letter or digit.
     public func componentID(_ key: String, prefix: String) throws -> String {
         var id = string(key, default: "").lowercased()
-        if id.isEmpty {
-            let host = ProcessInfo.processInfo.hostName.lowercased().filter { $0.isLetter || $0.isNumber || $0 == "-" || $0 == "." }
-            id = String((prefix + "-" + (host.isEmpty ? "local" : host)).prefix(63))
-        }
+        if id.isEmpty { id = Self.defaultComponentID(prefix: prefix) }
         guard Self.isValidComponentID(id) else {
             throw ConfigError("\(key): '\(id)' must be 1-63 lower-case letters, digits, dots or dashes, starting with a letter or digit")
         }
         return id
+    }
+
+    /// `<prefix>-<hostname>` (lower-cased, other characters dropped, at most 63 bytes).
+    public static func defaultComponentID(prefix: String) -> String {
+        let host = ProcessInfo.processInfo.hostName.lowercased().filter { $0.isLetter || $0.isNumber || $0 == "-" || $0 == "." }
+        return String((prefix + "-" + (host.isEmpty ? "local" : host)).prefix(63))
     }
 
     public static func isValidComponentID(_ id: String) -> Bool {

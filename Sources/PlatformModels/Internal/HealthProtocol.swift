@@ -71,19 +71,56 @@ public struct HealthSnapshot: Codable, Sendable, Equatable {
     public var agents: [HealthAgent]
     /// Builds that failed recently (the last `staging_failure_window` seconds).
     public var stagingFailures: [HealthStagingFailure]
+    /// Routers that polled the route table within the last day; [] from older controllers.
+    public var routers: [HealthRouter]
 
     enum CodingKeys: String, CodingKey {
-        case version, asOf = "as_of", processes, instances, agents, stagingFailures = "staging_failures"
+        case version, asOf = "as_of", processes, instances, agents, stagingFailures = "staging_failures", routers
     }
 
     public init(version: Int, asOf: Double, processes: [HealthProcess], instances: [HealthInstance],
-                agents: [HealthAgent], stagingFailures: [HealthStagingFailure]) {
+                agents: [HealthAgent], stagingFailures: [HealthStagingFailure], routers: [HealthRouter] = []) {
         self.version = version
         self.asOf = asOf
         self.processes = processes
         self.instances = instances
         self.agents = agents
         self.stagingFailures = stagingFailures
+        self.routers = routers
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        version = try c.decode(Int.self, forKey: .version)
+        asOf = try c.decode(Double.self, forKey: .asOf)
+        processes = try c.decode([HealthProcess].self, forKey: .processes)
+        instances = try c.decode([HealthInstance].self, forKey: .instances)
+        agents = try c.decode([HealthAgent].self, forKey: .agents)
+        stagingFailures = try c.decode([HealthStagingFailure].self, forKey: .stagingFailures)
+        routers = try c.decodeIfPresent([HealthRouter].self, forKey: .routers) ?? []
+    }
+}
+
+/// A router as its last route-table poll described it.
+public struct HealthRouter: Codable, Sendable, Equatable {
+    public var id: String
+    /// Unix seconds (the database's clock) of its last poll; a router parked in a long-poll
+    /// counts as seen until the poll's wait ends.
+    public var lastSeen: Double
+    /// The route table version it served; nil before its first table.
+    public var tableVersion: Int?
+    /// Seconds its table had not matched the controller's when it last polled (~0 when in sync).
+    public var tableAgeSeconds: Int?
+
+    enum CodingKeys: String, CodingKey {
+        case id, lastSeen = "last_seen", tableVersion = "table_version", tableAgeSeconds = "table_age_seconds"
+    }
+
+    public init(id: String, lastSeen: Double, tableVersion: Int?, tableAgeSeconds: Int?) {
+        self.id = id
+        self.lastSeen = lastSeen
+        self.tableVersion = tableVersion
+        self.tableAgeSeconds = tableAgeSeconds
     }
 }
 

@@ -65,3 +65,40 @@ public struct RouteBackend: Codable, Sendable, Equatable, Hashable {
         self.containerPort = containerPort
     }
 }
+
+/// Who polls the route table and how fresh the table it serves is: sent by routers as query
+/// parameters of every `GET /internal/v1/routes` (all optional, for older routers), recorded
+/// by the controller in `routers` and shown by `GET /v3/admin/routers`.
+///
+/// | parameter | meaning |
+/// |---|---|
+/// | `router_id` | the router's id (`router.router_id`), a component id |
+/// | `table_version` | the route table version it serves; absent before its first table |
+/// | `table_age_seconds` | seconds since its table last matched the controller's (~0 after a successful poll, the outage's length after one) |
+/// | `version` | its platform version |
+/// | `listen` | its public listen address (`host:port`) |
+public struct RouterPollReport: Sendable, Equatable {
+    public var routerID: String
+    public var tableVersion: Int?
+    public var tableAgeSeconds: Int?
+    public var version: String
+    public var listen: String
+
+    public init(routerID: String, tableVersion: Int?, tableAgeSeconds: Int?, version: String, listen: String) {
+        self.routerID = routerID
+        self.tableVersion = tableVersion
+        self.tableAgeSeconds = tableAgeSeconds
+        self.version = version
+        self.listen = listen
+    }
+
+    /// The query parameters, in a fixed order, values not yet percent-encoded.
+    public var queryItems: [(name: String, value: String)] {
+        var items: [(name: String, value: String)] = [("router_id", routerID)]
+        if let tableVersion { items.append(("table_version", String(tableVersion))) }
+        if let tableAgeSeconds { items.append(("table_age_seconds", String(tableAgeSeconds))) }
+        items.append(("version", version))
+        items.append(("listen", listen))
+        return items
+    }
+}

@@ -19,6 +19,8 @@ final class StubController: Sendable {
         var waiters: [UInt64: EventLoopPromise<Void>] = [:]
         var nextWaiter: UInt64 = 0
         var requests = 0
+        /// Every request's URI, in arrival order.
+        var uris: [String] = []
         var children: [any Channel] = []
     }
 
@@ -28,6 +30,7 @@ final class StubController: Sendable {
 
     var url: String { "http://127.0.0.1:\(port)" }
     var requests: Int { state.withLock { $0.requests } }
+    var uris: [String] { state.withLock { $0.uris } }
 
     private init(table: RouteTable, channel: any Channel) {
         self.state = Mutex(State(table: table))
@@ -77,7 +80,10 @@ final class StubController: Sendable {
     }
 
     fileprivate func answer(uri: String, authorization: String?, on eventLoop: any EventLoop) -> EventLoopFuture<(HTTPResponseStatus, Data)> {
-        state.withLock { $0.requests += 1 }
+        state.withLock {
+            $0.requests += 1
+            $0.uris.append(uri)
+        }
         guard authorization == "component \(Self.credential)" else {
             return eventLoop.makeSucceededFuture((.unauthorized, Data(#"{"errors":[{"code":10002,"title":"CF-NotAuthenticated","detail":"component credential required"}]}"#.utf8)))
         }
