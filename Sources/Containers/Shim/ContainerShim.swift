@@ -156,8 +156,11 @@ public struct ContainerShim: Sendable {
             // for: kill them together so no half-finished runc is left running.
             kill(-pid, SIGKILL)
         }
+        // A cancelled launch ends here too, and a cancelled caller stops the commands it runs
+        // (CommandRunner): delete from a task of its own, or the container is left behind.
+        let runc = self.runc
         do {
-            try await runc.delete(id: id, force: true)
+            try await Task { try await runc.delete(id: id, force: true) }.value
         } catch {
             logger.warning(
                 "cannot delete container after a timed-out launch",
