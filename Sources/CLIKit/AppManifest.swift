@@ -16,8 +16,29 @@ public struct AppManifest: Equatable, Sendable {
     public var healthCheckType: String?
     public var healthCheckEndpoint: String?
     public var timeout: Int?
+    /// The manifest's `processes:` entries, applied after staging.
+    public var processes: [ProcessSettings] = []
 
     public init() {}
+
+    /// One entry of a manifest's `processes:` (CF attributes per process type).
+    public struct ProcessSettings: Equatable, Sendable {
+        public var type: String
+        public var instances: Int?
+        public var memoryMB: Int?
+        public var diskMB: Int?
+        public var command: String?
+        public var healthCheckType: String?
+        public var healthCheckEndpoint: String?
+        public var timeout: Int?
+
+        public init(type: String) { self.type = type }
+
+        /// Whether the entry changes the command or the health check (a process update).
+        var updatesProcess: Bool { command != nil || healthCheckType != nil || healthCheckEndpoint != nil || timeout != nil }
+        /// Whether the entry changes instances, memory or disk (a scale).
+        var scales: Bool { instances != nil || memoryMB != nil || diskMB != nil }
+    }
 
     /// Replaces every `((name))` with its value; a missing variable is an error naming it, as in CF.
     public static func substitute(_ text: String, vars: [String: String]) throws -> String {
@@ -80,7 +101,64 @@ public struct AppManifest: Equatable, Sendable {
             guard let n = Int("\(v)"), n > 0 else { throw CLIError.usage("timeout must be a number of seconds, not '\(v)'") }
             m.timeout = n
         }
+        if let v = a["processes"] {
+            guard let list = v as? [[String: Any]] else { throw CLIError.usage("processes must be a list of entries with a type") }
+            m.processes = try list.map(parseProcess)
+            var seen: Set<String> = []
+            for p in m.processes where !seen.insert(p.type).inserted {
+                throw CLIError.usage("processes lists the type '\(p.type)' more than once")
+            }
+        }
         return m
+    }
+
+    static func parseProcess(_ a: [String: Any]) throws -> ProcessSettings {
+        guard let typeValue = a["type"] else { throw CLIError.usage("every entry of processes needs a type") }
+        let type = "\(typeValue)"
+        guard (1...255).contains(type.count), type.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == "_") }) else {
+            throw CLIError.usage("process type '\(type)' must be letters, digits, - and _")
+        }
+        var p = ProcessSettings(type: type)
+        if let v = a["instances"] {
+            guard let n = Int("\(v)"), n >= 0 else { throw CLIError.usage("processes[\(type)].instances must be a whole number, not '\(v)'") }
+            p.instances = n
+        }
+        if let v = a["memory"] { p.memoryMB = try megabytes("\(v)", field: "processes[\(type)].memory") }
+        if let v = a["disk_quota"] { p.diskMB = try megabytes("\(v)", field: "processes[\(type)].disk_quota") }
+        p.command = a["command"].map { "\($0)" }
+        if let v = a["health-check-type"] {
+            guard ["port", "http", "process"].contains("\(v)") else {
+                throw CLIError.usage("processes[\(type)].health-check-type must be port, http or process, not '\(v)'")
+            }
+            p.healthCheckType = "\(v)"
+        }
+        if let v = a["health-check-http-endpoint"] {
+            guard "\(v)".hasPrefix("/") else {
+                throw CLIError.usage("processes[\(type)].health-check-http-endpoint must start with '/', not '\(v)'")
+            }
+            p.healthCheckEndpoint = "\(v)"
+        }
+        if let v = a["timeout"] {
+            guard let n = Int("\(v)"), n > 0 else { throw CLIError.usage("processes[\(type)].timeout must be a number of seconds, not '\(v)'") }
+            p.timeout = n
+        }
+        return p
+    }
+
+    /// The `processes:` entries with what flags set for web taken out of web's entry (flags win).
+    public func processes(overriddenBy flags: AppManifest) -> [ProcessSettings] {
+        processes.map { entry in
+            guard entry.type == "web" else { return entry }
+            var p = entry
+            if flags.instances != nil { p.instances = nil }
+            if flags.memoryMB != nil { p.memoryMB = nil }
+            if flags.diskMB != nil { p.diskMB = nil }
+            if flags.command != nil { p.command = nil }
+            if flags.healthCheckType != nil { p.healthCheckType = nil }
+            if flags.healthCheckEndpoint != nil { p.healthCheckEndpoint = nil }
+            if flags.timeout != nil { p.timeout = nil }
+            return p
+        }
     }
 
     /// `256M`, `1G`, `512MB`, `1024` (megabytes) to megabytes.
@@ -111,6 +189,7 @@ public struct AppManifest: Equatable, Sendable {
         if let v = other.healthCheckType { m.healthCheckType = v }
         if let v = other.healthCheckEndpoint { m.healthCheckEndpoint = v }
         if let v = other.timeout { m.timeout = v }
+        if !other.processes.isEmpty { m.processes = other.processes }
         return m
     }
 

@@ -4,12 +4,16 @@ import PlatformClient
 import PlatformModels
 
 /// `cf-like push [APP] ...`: the whole cf push sequence over the public API.
-public struct PushCommand: AsyncParsableCommand {
+public struct PushCommand: AsyncParsableCommand, Sendable {
     public static let configuration = CommandConfiguration(
         commandName: "push", abstract: "Push an app: upload its source, stage it and run it.",
         discussion: """
             Reads manifest.yml in the app directory (or -f FILE) unless --no-manifest; flags override it.
             Honours .cfignore; files the platform already holds (64 KiB and up) are not uploaded again.
+            A manifest's `processes:` entries (type, instances, memory, disk_quota, command,
+            health-check-type, health-check-http-endpoint, timeout) are applied after staging; flags
+            win over the web entry. Ctrl-C before the app is started deletes an app (and routes)
+            this push created, or leaves an existing app as it was; the exit status is then 130.
 
             Example:
               cf-like push hello -p buildpacks/python/fixtures/stdlib -m 256M -i 2
@@ -80,6 +84,7 @@ public struct PushCommand: AsyncParsableCommand {
             }
         }
         var merged = base.overridden(by: flags)
+        merged.processes = base.processes(overriddenBy: flags)
         guard merged.name != nil else { throw CLIError.usage("name the app: `cf-like push APP` or a manifest with a name") }
         let dir: String
         if let p { dir = p.hasPrefix("/") ? p : currentDirectory + "/" + p }
@@ -94,55 +99,145 @@ public struct PushCommand: AsyncParsableCommand {
             let (settings, dir) = try settings()
             let session = try Session()
             let space = try session.targetSpace()
-            let name = settings.name!  // settings() fails without a name
-            let started = Date()
-            print("Pushing app \(name) to space \(space.name) as \(session.config.username ?? "?")...")
-
-            let app = try await applyApp(session, settings, space: space.guid)
-            try await applyRoutes(session, app, settings)
-
-            print("Uploading files from \(dir)...")
-            let package = try await upload(session, app, dir: dir)
-            print("Staging app...")
-            let droplet = try await Self.stage(session, app, package: package, buildpacks: nil)
-
-            _ = try await session.call("PATCH", "/v3/apps/\(app.guid)/relationships/current_droplet",
-                                       json: SetCurrentDropletRequest(guid: droplet), as: CurrentDropletRelationship.self)
-            var current = try await session.requireApp(name)
-            if noStart {
-                if current.state == "STARTED" { current = try await session.action(current, "stop") }
-            } else {
-                print("Waiting for app \(name) to start...")
-                current = try await session.action(current, current.state == "STARTED" ? "restart" : "start")
-                try await session.waitForInstances(current, timeout: (settings.timeout ?? 60) + 60)
+            let interrupt = PushInterrupt()
+            interrupt.install()
+            defer { interrupt.remove() }
+            let me = self
+            let task = Task { try await me.push(session, settings, dir: dir, space: space, interrupt: interrupt) }
+            interrupt.watch(task)
+            do {
+                try await task.value
+            } catch {
+                guard interrupt.fired else { throw error }
+                await interrupt.undo(session)
+                throw ExitCode(130)
             }
-            if verbose { print(String(format: "Push took %.1f s.", Date().timeIntervalSince(started))) }
-            print("")
-            try await Self.printSummary(session, current)
         }
     }
 
-    /// Finds or creates the app and applies environment, buildpacks, process settings and scale.
-    func applyApp(_ session: Session, _ s: AppManifest, space: String) async throws -> AppResource {
-        let lifecycle = s.buildpacks.map { Lifecycle(type: "buildpack", data: .init(buildpacks: $0, stack: nil)) }
-        var app: AppResource
-        if let existing = try await session.app(named: s.name!) {
+    /// The push itself: nothing of an existing app changes before staging succeeded (but its
+    /// environment variables, which staging reads and Ctrl-C puts back); then the app's settings,
+    /// droplet, processes and routes are applied and it is started.
+    func push(_ session: Session, _ settings: AppManifest, dir: String, space: (guid: String, name: String),
+              interrupt: PushInterrupt) async throws {
+        let name = settings.name!  // settings() fails without a name
+        let started = Date()
+        interrupt.setAppName(name)
+        Self.say("Pushing app \(name) to space \(space.name) as \(session.config.username ?? "?")...")
+
+        let existing = try await session.app(named: name)
+        try await Self.checkProcessTypes(session, existing, settings.processes)
+        let app: AppResource
+        if let existing {
             app = existing
-            if let lifecycle {
-                app = try await session.call("PATCH", "/v3/apps/\(app.guid)", json: UpdateAppRequest(lifecycle: lifecycle), as: AppResource.self)
-            }
-            if !s.env.isEmpty {
-                _ = try await session.call("PATCH", "/v3/apps/\(app.guid)/environment_variables",
-                                           json: EnvironmentVariablesPatch(var: s.env), as: EnvironmentVariablesResource.self)
-            }
+            interrupt.existing(app: existing.guid)
+            try await applyEnvironment(session, existing, settings, interrupt: interrupt)
         } else {
-            print("Creating app \(s.name!)...")
-            var request = CreateAppRequest(name: s.name!, spaceGuid: space, environmentVariables: s.env.isEmpty ? nil : s.env)
-            request.lifecycle = lifecycle
-            app = try await session.call("POST", "/v3/apps", json: request, as: AppResource.self)
+            app = try await createApp(session, settings, space: space.guid, interrupt: interrupt)
+            try await Self.updateProcess(session, app, Self.webSettings(settings))
+            try await applyRoutes(session, app, settings, interrupt: interrupt)
         }
-        let process = try await session.webProcess(app)
-        if s.command != nil || s.healthCheckType != nil || s.healthCheckEndpoint != nil || s.timeout != nil {
+
+        Self.say("Uploading files from \(dir)...")
+        let package = try await upload(session, app, dir: dir, interrupt: interrupt)
+        Self.say("Staging app...")
+        let droplet = try await Self.stage(session, app, package: package, buildpacks: existing == nil ? nil : settings.buildpacks,
+                                           onBuild: { interrupt.buildMade() })
+
+        try interrupt.enter(.committing)
+        if existing != nil {
+            if let buildpacks = settings.buildpacks {
+                _ = try await session.call("PATCH", "/v3/apps/\(app.guid)",
+                                           json: UpdateAppRequest(lifecycle: Lifecycle(type: "buildpack", data: .init(buildpacks: buildpacks, stack: nil))),
+                                           as: AppResource.self)
+            }
+            try await Self.updateProcess(session, app, Self.webSettings(settings))
+            try await applyRoutes(session, app, settings, interrupt: interrupt)
+        }
+        _ = try await session.call("PATCH", "/v3/apps/\(app.guid)/relationships/current_droplet",
+                                   json: SetCurrentDropletRequest(guid: droplet), as: CurrentDropletRelationship.self)
+        for process in settings.processes {
+            Self.say("Applying the manifest's settings of process \(process.type)...")
+            try await Self.updateProcess(session, app, process)
+        }
+        var current = try await session.requireApp(name)
+        if noStart {
+            if current.state == "STARTED" { current = try await session.action(current, "stop") }
+            try interrupt.enter(.updated)
+        } else {
+            Self.say("Waiting for app \(name) to start...")
+            current = try await session.action(current, current.state == "STARTED" ? "restart" : "start")
+            try interrupt.enter(.started)
+            try await session.waitForInstances(current, timeout: (settings.timeout ?? 60) + 60)
+        }
+        if verbose { print(String(format: "Push took %.1f s.", Date().timeIntervalSince(started))) }
+        print("")
+        try await Self.printSummary(session, current)
+    }
+
+    /// Creates the app with its environment variables and buildpacks.
+    func createApp(_ session: Session, _ s: AppManifest, space: String, interrupt: PushInterrupt) async throws -> AppResource {
+        Self.say("Creating app \(s.name!)...")
+        var request = CreateAppRequest(name: s.name!, spaceGuid: space, environmentVariables: s.env.isEmpty ? nil : s.env)
+        request.lifecycle = s.buildpacks.map { Lifecycle(type: "buildpack", data: .init(buildpacks: $0, stack: nil)) }
+        interrupt.creating()
+        let app = try await session.call("POST", "/v3/apps", json: request, as: AppResource.self)
+        interrupt.created(app: app.guid)
+        return app
+    }
+
+    /// Sets an existing app's environment variables from the manifest, remembering the old
+    /// values so that Ctrl-C can put them back.
+    func applyEnvironment(_ session: Session, _ app: AppResource, _ s: AppManifest, interrupt: PushInterrupt) async throws {
+        guard !s.env.isEmpty else { return }
+        let old = try await session.call("GET", "/v3/apps/\(app.guid)/environment_variables", as: EnvironmentVariablesResource.self).var
+        let changed = s.env.filter { old[$0.key] != $0.value }
+        guard !changed.isEmpty else { return }
+        interrupt.restore(env: Dictionary(uniqueKeysWithValues: changed.keys.map { ($0, old[$0]) }))
+        _ = try await session.call("PATCH", "/v3/apps/\(app.guid)/environment_variables",
+                                   json: EnvironmentVariablesPatch(var: changed), as: EnvironmentVariablesResource.self)
+    }
+
+    /// Prints a progress line at once, also when stdout is a file or a pipe.
+    static func say(_ line: String) {
+        print(line)
+        fflush(nil)
+    }
+
+    /// The top-level settings (and flags) as settings of the web process.
+    static func webSettings(_ s: AppManifest) -> AppManifest.ProcessSettings {
+        var web = AppManifest.ProcessSettings(type: "web")
+        web.instances = s.instances
+        web.memoryMB = s.memoryMB
+        web.diskMB = s.diskMB
+        web.command = s.command
+        web.healthCheckType = s.healthCheckType
+        web.healthCheckEndpoint = s.healthCheckEndpoint
+        web.timeout = s.timeout
+        return web
+    }
+
+    /// Fails before anything is made when `processes:` names a type the app does not have.
+    static func checkProcessTypes(_ session: Session, _ app: AppResource?, _ processes: [AppManifest.ProcessSettings]) async throws {
+        guard processes.contains(where: { $0.type != "web" }) else { return }
+        var have: Set<String> = ["web"]
+        if let app { have = Set(try await session.all("/v3/apps/\(app.guid)/processes", as: ProcessResource.self).map(\.type)) }
+        let missing = processes.map(\.type).filter { !have.contains($0) }
+        guard missing.isEmpty else {
+            throw CLIError.usage(missingProcessesMessage(missing, have: have))
+        }
+    }
+
+    static func missingProcessesMessage(_ missing: [String], have: Set<String>) -> String {
+        "the manifest's processes name \(missing.map { "'\($0)'" }.joined(separator: ", ")), but the app has only "
+            + "\(have.sorted().joined(separator: ", ")) (the platform runs web processes only)"
+    }
+
+    /// Applies one process's command, health check and scale with the process update and scale endpoints.
+    static func updateProcess(_ session: Session, _ app: AppResource, _ s: AppManifest.ProcessSettings) async throws {
+        guard s.updatesProcess || s.scales else { return }
+        let process = try await session.call("GET", "/v3/apps/\(app.guid)/processes/\(s.type)", as: ProcessResource.self)
+        if s.updatesProcess {
             var check: UpdateProcessRequest.HealthCheckPatch?
             if s.healthCheckType != nil || s.healthCheckEndpoint != nil || s.timeout != nil {
                 let type = s.healthCheckType ?? process.healthCheck.type
@@ -151,16 +246,15 @@ public struct PushCommand: AsyncParsableCommand {
             _ = try await session.call("PATCH", "/v3/processes/\(process.guid)",
                                        json: UpdateProcessRequest(command: s.command, healthCheck: check), as: ProcessResource.self)
         }
-        if s.instances != nil || s.memoryMB != nil || s.diskMB != nil {
+        if s.scales {
             _ = try await session.call("POST", "/v3/processes/\(process.guid)/actions/scale",
                                        json: ScaleRequest(instances: s.instances, memoryInMB: s.memoryMB, diskInMB: s.diskMB),
                                        as: ProcessResource.self)
         }
-        return app
     }
 
     /// Maps the manifest's routes, or the default `APP.<domain>` when the app has none.
-    func applyRoutes(_ session: Session, _ app: AppResource, _ s: AppManifest) async throws {
+    func applyRoutes(_ session: Session, _ app: AppResource, _ s: AppManifest, interrupt: PushInterrupt? = nil) async throws {
         if s.noRoute { return }
         let space = try session.targetSpace().guid
         var wanted: [(host: String, path: String, domain: DomainResource)] = []
@@ -176,9 +270,12 @@ public struct PushCommand: AsyncParsableCommand {
                 "GET", "/v3/routes?hosts=\(PlatformClient.query(w.host))&domain_guids=\(w.domain.guid)", as: ListResponse<RouteResource>.self)
             var route = list.resources.first { $0.path == w.path }
             if route == nil {
-                print("Creating route \(w.host.isEmpty ? "" : w.host + ".")\(w.domain.name)\(w.path)...")
-                route = try await session.call("POST", "/v3/routes", json: CreateRouteRequest(
+                Self.say("Creating route \(w.host.isEmpty ? "" : w.host + ".")\(w.domain.name)\(w.path)...")
+                interrupt?.creatingRoute(host: w.host, path: w.path, domain: w.domain.guid)
+                let made = try await session.call("POST", "/v3/routes", json: CreateRouteRequest(
                     host: w.host, path: w.path.isEmpty ? nil : w.path, spaceGuid: space, domainGuid: w.domain.guid), as: RouteResource.self)
+                interrupt?.created(route: made.guid, url: made.url)
+                route = made
             }
             guard let route, !route.destinations.contains(where: { $0.app.guid == app.guid }) else { continue }
             _ = try await session.call("POST", "/v3/routes/\(route.guid)/destinations",
@@ -206,7 +303,7 @@ public struct PushCommand: AsyncParsableCommand {
     }
 
     /// Hashes, matches, zips and uploads the app's files into a new package; waits for READY.
-    func upload(_ session: Session, _ app: AppResource, dir: String) async throws -> PackageResource {
+    func upload(_ session: Session, _ app: AppResource, dir: String, interrupt: PushInterrupt? = nil) async throws -> PackageResource {
         let bits = try AppBits(root: dir)
         var matched: [BitsResource] = []
         let candidates = bits.matchCandidates
@@ -227,6 +324,7 @@ public struct PushCommand: AsyncParsableCommand {
         if verbose { print("   upload: \(zip?.count ?? 0) bytes of zip, \(matched.count) resources matched (\(matchedBytes) bytes)") }
 
         let package = try await session.call("POST", "/v3/packages", json: CreatePackageRequest(appGuid: app.guid), as: PackageResource.self)
+        interrupt?.packageMade()
         let terminal = isatty(STDOUT_FILENO) == 1
         var progress: (@Sendable (Int, Int) -> Void)?
         if terminal {
@@ -250,11 +348,13 @@ public struct PushCommand: AsyncParsableCommand {
 
     /// Creates a build of `package`, printing the staging log as it arrives; answers the droplet
     /// guid or fails with the build's error and the last staging lines.
-    static func stage(_ session: Session, _ app: AppResource, package: PackageResource, buildpacks: [String]?) async throws -> String {
+    static func stage(_ session: Session, _ app: AppResource, package: PackageResource, buildpacks: [String]?,
+                      onBuild: () -> Void = {}) async throws -> String {
         var cursor = try await session.recentLogs(app, lines: 1).nextCursor
         var request = CreateBuildRequest(packageGuid: package.guid)
         if let buildpacks { request.lifecycle = Lifecycle(type: "buildpack", data: .init(buildpacks: buildpacks, stack: nil)) }
         var build = try await session.call("POST", "/v3/builds", json: request, as: BuildResource.self)
+        onBuild()
         var staging: [String] = []
         func drain() async throws {
             let page = try await session.recentLogs(app, after: cursor)
@@ -263,6 +363,7 @@ public struct PushCommand: AsyncParsableCommand {
                 print("   \(line.message)")
                 staging.append(line.message)
             }
+            fflush(nil)
         }
         let deadline = Date().addingTimeInterval(20 * 60)
         while build.state == "STAGING" {

@@ -140,7 +140,8 @@ extension ControllerIntegration {
                 let refresh = login["refresh_token"] as! String
                 let access = login["access_token"] as! String
                 try await Task.sleep(for: .milliseconds(1100))  // tokens_valid_after has second precision
-                let changed = try await p.patch("/v3/users/\(guid)", access, #"{"password":"new-password-1"}"#)
+                let changed = try await p.patch("/v3/users/\(guid)", access,
+                                                #"{"password":"new-password-1","old_password":"password-changer"}"#)
                 #expect(changed.status == .ok)
                 #expect(try await rawToken(p, "grant_type=refresh_token&refresh_token=\(refresh)").status == .unauthorized)
                 #expect(try await p.get("/v3/apps", access).status == .unauthorized)
@@ -150,6 +151,70 @@ extension ControllerIntegration {
                 let hash = try stored.rows[0].decode("password_hash", as: String.self)
                 #expect(hash.hasPrefix("pbkdf2-sha256$"))
                 #expect(!hash.contains("new-password-1"))
+            }
+        }
+
+        @Test func ownPasswordChangeNeedsTheOldPassword() async throws {
+            try await Platform.run { p in
+                let (guid, token) = try await p.user("selfie")
+                let before = try await p.pool.query("SELECT password_hash FROM users WHERE guid = $1", [guid])
+                    .rows[0].decode("password_hash", as: String.self)
+                let cases: [(String, String)] = [
+                    (#"{"password":"new-password-1"}"#, "Changing your own password needs old_password, your current password"),
+                    (#"{"password":"new-password-1","old_password":"wrong-password"}"#, "Old password is incorrect"),
+                    (#"{"password":"password-selfie","old_password":"password-selfie"}"#,
+                     "Your new password cannot be the same as the old password"),
+                    (#"{"password":"short","old_password":"password-selfie"}"#, "Password must be at least 8 characters"),
+                    (#"{"old_password":"password-selfie"}"#, "old_password is only accepted with password"),
+                ]
+                for (body, message) in cases {
+                    let r = try await p.patch("/v3/users/\(guid)", token, body)
+                    #expect(r.status == .unprocessableContent, "\(body): \(r.status) \(r.body)")
+                    #expect(r.errorDetail == message, "\(body): \(r.body)")
+                }
+                let r = try await p.patch("/v3/users/\(guid)", token, #"{"password":"new-password-1","old_pasword":"password-selfie"}"#)
+                #expect(r.status == .unprocessableContent && r.errorDetail.contains("old_pasword"), "\(r.body)")
+                // Nothing changed: the hash is the same, the old password and the token still work.
+                let after = try await p.pool.query("SELECT password_hash FROM users WHERE guid = $1", [guid])
+                    .rows[0].decode("password_hash", as: String.self)
+                #expect(after == before)
+                #expect(try await p.get("/v3/apps", token).status == .ok)
+                #expect(try await rawToken(p, "grant_type=password&username=selfie&password=password-selfie").status == .ok)
+                #expect(try await p.get("/v3/audit_events?types=audit.user.update&target_guids=\(guid)", p.adminToken).resources.isEmpty)
+            }
+        }
+
+        @Test func adminSetsAnotherUsersPassword() async throws {
+            try await Platform.run { p in
+                let (guid, token) = try await p.user("forgetful")
+                try await Task.sleep(for: .milliseconds(1100))  // tokens_valid_after has second precision
+                let r = try await p.patch("/v3/users/\(guid)", p.adminToken, #"{"password":"reset-password-1"}"#)
+                #expect(r.status == .ok, "\(r.body)")
+                #expect(try await p.get("/v3/apps", token).status == .unauthorized)
+                #expect(try await rawToken(p, "grant_type=password&username=forgetful&password=password-forgetful").status == .unauthorized)
+                #expect(try await rawToken(p, "grant_type=password&username=forgetful&password=reset-password-1").status == .ok)
+                let events = try await p.get("/v3/audit_events?types=audit.user.update&target_guids=\(guid)", p.adminToken)
+                #expect(events.resources.count == 1)
+                #expect(!events.body.contains("reset-password-1"))
+                // An old password an admin sends is checked too.
+                let wrong = try await p.patch("/v3/users/\(guid)", p.adminToken, #"{"password":"reset-password-2","old_password":"nope-nope"}"#)
+                #expect(wrong.status == .unprocessableContent && wrong.errorDetail == "Old password is incorrect")
+            }
+        }
+
+        @Test func nonAdminCannotSetAnotherUsersPassword() async throws {
+            try await Platform.run { p in
+                let a = try await p.tenant("neighbour")
+                let (visible, _) = try await p.user("colleague")
+                try await p.role("organization_user", user: visible, org: a.org)
+                let (hidden, _) = try await p.user("stranger")
+                let seen = try await p.patch("/v3/users/\(visible)", a.token, #"{"password":"taken-over-1","old_password":"password-colleague"}"#)
+                #expect(seen.status == .forbidden, "\(seen.body)")
+                #expect(seen.errorCode == 10003)
+                let unseen = try await p.patch("/v3/users/\(hidden)", a.token, #"{"password":"taken-over-1","old_password":"password-stranger"}"#)
+                #expect(unseen.status == .notFound, "\(unseen.body)")
+                #expect(try await rawToken(p, "grant_type=password&username=colleague&password=password-colleague").status == .ok)
+                #expect(try await rawToken(p, "grant_type=password&username=stranger&password=password-stranger").status == .ok)
             }
         }
     }

@@ -4,7 +4,8 @@ import PlatformModels
 import PostgresStore
 
 /// `/v3/users`. The CC keeps usernames and password hashes itself (no separate UAA), so
-/// creating a user takes a username and password (admin only).
+/// creating a user takes a username and password (admin only). An admin sets anyone's password;
+/// a user changes their own with `old_password`; either way their older tokens stop working.
 struct UsersController {
     let services: Services
     static let columns = "users.guid, users.username, users.origin, users.labels, users.annotations, users.created_at, users.updated_at"
@@ -110,8 +111,13 @@ struct UsersController {
     @Sendable func update(_ request: Request, context: ControllerContext) async throws -> Response {
         let actor = try context.requireActor()
         let guid = try services.guidParameter(context, resource: "User")
-        let body = try await services.body.decode(UpdateUserRequest.self, from: request, allowedKeys: ["password", "metadata"])
-        if let password = body.password { try Self.validatePassword(password) }
+        let body = try await services.body.decode(UpdateUserRequest.self, from: request,
+                                                  allowedKeys: ["password", "old_password", "metadata"])
+        if body.oldPassword != nil, body.password == nil { throw APIError.unprocessable("old_password is only accepted with password") }
+        if let password = body.password {
+            try Self.validatePassword(password)
+            try await checkOldPassword(guid: guid, actor: actor, new: password, old: body.oldPassword, metadata: body.metadata != nil)
+        }
         var hash: String?
         if let password = body.password {
             let hasher = services.tokens.hasher
@@ -137,6 +143,25 @@ struct UsersController {
             return rows.rows[0]
         }
         return try JSONResponse.make(try resource(row))
+    }
+
+    /// As UAA: a user changing their own password proves the current one (`old_password`); an
+    /// admin sets anyone's without it, but one that is sent is checked all the same. The checks
+    /// (visibility 404, then 403) come before the old password is looked at.
+    func checkOldPassword(guid: String, actor: Actor, new password: String, old: String?, metadata: Bool) async throws {
+        let stored = try await services.db.read { conn in
+            _ = try Self.load(conn, guid: guid, actor: actor)
+            guard actor.isAdmin || (actor.userGuid == guid && !metadata) else { throw APIError.notAuthorized() }
+            return try conn.query("SELECT password_hash FROM users WHERE guid = $1", [guid]).first?.decode("password_hash", as: String.self)
+        }
+        guard let old else {
+            if actor.isAdmin { return }
+            throw APIError.unprocessable("Changing your own password needs old_password, your current password")
+        }
+        let hasher = services.tokens.hasher
+        let matches = try await services.threadPool.runIfActive { stored.map { hasher.verify(old, against: $0) } ?? false }
+        guard matches else { throw APIError.unprocessable("Old password is incorrect") }
+        guard old != password else { throw APIError.unprocessable("Your new password cannot be the same as the old password") }
     }
 
     @Sendable func delete(_ request: Request, context: ControllerContext) async throws -> Response {

@@ -70,12 +70,15 @@ public struct CreateUserRequest: Codable, Sendable {
     }
 }
 
-/// `PATCH /v3/users/:guid`.
+/// `PATCH /v3/users/:guid`. A user changing their own password (not an admin) also sends
+/// `old_password`, as with UAA's password change.
 public struct UpdateUserRequest: Codable, Sendable {
     public var password: String?
+    public var oldPassword: String?
     public var metadata: MetadataPatch?
-    public init(password: String? = nil, metadata: MetadataPatch? = nil) {
-        self.password = password; self.metadata = metadata
+    enum CodingKeys: String, CodingKey { case password, oldPassword = "old_password", metadata }
+    public init(password: String? = nil, oldPassword: String? = nil, metadata: MetadataPatch? = nil) {
+        self.password = password; self.oldPassword = oldPassword; self.metadata = metadata
     }
 }
 
