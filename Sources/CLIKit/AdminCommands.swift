@@ -154,9 +154,7 @@ public struct SetSpaceRoleCommand: AsyncParsableCommand {
     public func run() async throws {
         try await reportingErrors {
             let session = try Session()
-            let targetOrg = try await session.find("/v3/organizations", name: org, kind: "Organization", as: OrganizationResource.self)
-            let targetSpace = try await session.find("/v3/spaces?organization_guids=\(targetOrg.guid)", name: space, kind: "Space",
-                                                     as: SpaceResource.self)
+            let (_, targetSpace) = try await session.space(space, inOrg: org)
             let type = Self.names[role.lowercased()] ?? role
             _ = try await session.call("POST", "/v3/roles", json: CreateRoleRequest(
                 type: type, relationships: .init(user: RelationshipRequest(username: user), space: RelationshipRequest(guid: targetSpace.guid))),

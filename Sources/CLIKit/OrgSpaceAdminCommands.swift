@@ -204,12 +204,11 @@ public struct UnsetOrgRoleCommand: AsyncParsableCommand {
         try await reportingErrors {
             let session = try Session()
             let target = try await session.find("/v3/organizations", name: org, kind: "Organization", as: OrganizationResource.self)
-            let found = try await session.user(named: user)
             let type = try SetOrgRoleCommand.roleType(role)
-            let roles = try await session.all("/v3/roles?types=\(type)&user_guids=\(found.guid)&organization_guids=\(target.guid)",
-                                              as: RoleResource.self)
-            guard !roles.isEmpty else { print("\(user) does not have the role \(type) in org \(org)."); return }
-            for r in roles { try PlatformClient.check(try await session.send("DELETE", "/v3/roles/\(r.guid)")) }
+            guard try await session.removeRoles(type, of: user, in: "organization_guids=\(target.guid)") else {
+                print("\(user) does not have the role \(type) in org \(org).")
+                return
+            }
             print("Removed the role \(type) in org \(org) from \(user).")
         }
     }
@@ -233,16 +232,32 @@ public struct UnsetSpaceRoleCommand: AsyncParsableCommand {
     public func run() async throws {
         try await reportingErrors {
             let session = try Session()
-            let targetOrg = try await session.find("/v3/organizations", name: org, kind: "Organization", as: OrganizationResource.self)
-            let targetSpace = try await session.find("/v3/spaces?organization_guids=\(targetOrg.guid)", name: space, kind: "Space",
-                                                     as: SpaceResource.self)
-            let found = try await session.user(named: user)
+            let (_, targetSpace) = try await session.space(space, inOrg: org)
             let type = try SetSpaceRoleCommand.roleType(role)
-            let roles = try await session.all("/v3/roles?types=\(type)&user_guids=\(found.guid)&space_guids=\(targetSpace.guid)",
-                                              as: RoleResource.self)
-            guard !roles.isEmpty else { print("\(user) does not have the role \(type) in space \(space) of org \(org)."); return }
-            for r in roles { try PlatformClient.check(try await session.send("DELETE", "/v3/roles/\(r.guid)")) }
+            guard try await session.removeRoles(type, of: user, in: "space_guids=\(targetSpace.guid)") else {
+                print("\(user) does not have the role \(type) in space \(space) of org \(org).")
+                return
+            }
             print("Removed the role \(type) in space \(space) of org \(org) from \(user).")
         }
+    }
+}
+
+extension Session {
+    /// The organization named `org` and its space named `space`; errors name what is missing.
+    func space(_ space: String, inOrg org: String) async throws -> (OrganizationResource, SpaceResource) {
+        let organization = try await find("/v3/organizations", name: org, kind: "Organization", as: OrganizationResource.self)
+        let found = try await find("/v3/spaces?organization_guids=\(organization.guid)", name: space, kind: "Space",
+                                   as: SpaceResource.self)
+        return (organization, found)
+    }
+
+    /// Deletes `user`'s roles of `type` within `scope` (a roles filter such as `space_guids=G`);
+    /// false when the user had none.
+    func removeRoles(_ type: String, of user: String, in scope: String) async throws -> Bool {
+        let found = try await self.user(named: user)
+        let roles = try await all("/v3/roles?types=\(type)&user_guids=\(found.guid)&\(scope)", as: RoleResource.self)
+        for role in roles { try PlatformClient.check(try await send("DELETE", "/v3/roles/\(role.guid)")) }
+        return !roles.isEmpty
     }
 }
