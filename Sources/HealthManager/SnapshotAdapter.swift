@@ -15,10 +15,7 @@ public enum SnapshotAdapter {
     /// Placed instances only: an unplaced index is simply missing to the decider.
     public static func actual(_ snapshot: HealthSnapshot) -> ActualState {
         ActualState(
-            agents: snapshot.agents.map { agent in
-                AgentState(id: agent.id, capacity: agent.capacity, available: agent.available, stacks: agent.stacks,
-                           lastHeartbeat: agent.lastHeartbeat, draining: agent.draining)
-            },
+            agents: agents(snapshot),
             instances: snapshot.instances.compactMap { instance in
                 guard let agent = instance.agentID else { return nil }
                 return ActualInstance(guid: instance.guid, processGuid: instance.processGuid, index: instance.index, agentID: agent,
@@ -27,12 +24,18 @@ public enum SnapshotAdapter {
             })
     }
 
+    static func agents(_ snapshot: HealthSnapshot) -> [AgentState] {
+        snapshot.agents.map { agent in
+            AgentState(id: agent.id, capacity: agent.capacity, available: agent.available, stacks: agent.stacks,
+                       lastHeartbeat: agent.lastHeartbeat, draining: agent.draining)
+        }
+    }
+
     /// The actions for `plan`. A placement replaces the index's instances that are unplaced or
     /// on an agent that is gone; an `unplaced` decision already recorded with the same reason
     /// and nothing to replace is not sent again.
     public static func actions(_ plan: Plan, snapshot: HealthSnapshot, decider: Decider, now: Double) -> [HealthAction] {
-        let alive = Set(snapshot.agents.filter { decider.isAlive(AgentState(
-            id: $0.id, capacity: $0.capacity, stacks: $0.stacks, lastHeartbeat: $0.lastHeartbeat), now: now) }.map(\.id))
+        let alive = Set(agents(snapshot).filter { decider.isAlive($0, now: now) }.map(\.id))
         let byIndex = Dictionary(grouping: snapshot.instances) { IndexKey(process: $0.processGuid, index: $0.index) }
         func replaceable(_ process: String, _ index: Int) -> [HealthInstance] {
             (byIndex[IndexKey(process: process, index: index)] ?? []).filter { instance in

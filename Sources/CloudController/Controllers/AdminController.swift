@@ -157,11 +157,8 @@ struct AdminController {
                 throw APIError.notFound("Agent")
             }
             try HealthController.bump(conn)
-            try conn.query(
-                """
-                INSERT INTO audit_events(guid, type, actor_guid, actor_type, actor_name, target_guid, target_type, target_name, data)
-                VALUES ($1, $2, $3, 'user', $4, $5, 'agent', $5, '{}'::jsonb)
-                """, [Rows.newGuid(), draining ? "audit.agent.drain" : "audit.agent.undrain", actor.userGuid, actor.username, id])
+            try AuditLog.record(conn, draining ? "audit.agent.drain" : "audit.agent.undrain", actor: actor,
+                                target: .init(guid: id, type: "agent", name: id))
             return try Self.agent(try conn.query("SELECT \(Self.agentColumns) FROM agents WHERE id = $1", [id]).rows[0])
         }
         services.logger.info(draining ? "agent draining" : "agent no longer draining", metadata: ["agent.id": .string(id)])

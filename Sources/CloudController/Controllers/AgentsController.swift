@@ -319,25 +319,36 @@ struct AgentsController {
 
     /// `audit.app.process.crash`, as CF records it: the process is the actor, the app the target.
     static func recordCrash(_ conn: PostgresConnection, agent: String, event: InstanceEvent) throws {
-        guard let app = try conn.query(
+        try recordProcessEvent(conn, "audit.app.process.crash", app: event.appGUID, process: event.processGUID) { type in
+            CrashData(
+                instance: event.instanceGUID, index: event.index, exitStatus: event.exitStatus,
+                reason: event.reason.isEmpty ? "CRASHED" : event.reason, crashCount: event.crashCount,
+                crashTimestamp: cellLine(agent: agent, event: event).timestamp, cellID: agent, processType: type)
+        }
+    }
+
+    /// An audit event whose actor is the platform acting on a process (crash, rescheduling), its
+    /// target the app; `data` gets the process type. Nothing when the app is gone (nobody can
+    /// read its events).
+    static func recordProcessEvent(_ conn: PostgresConnection, _ eventType: String, app: String, process: String,
+                                   data: (_ processType: String) throws -> any Encodable) throws {
+        guard let row = try conn.query(
             """
             SELECT a.name, a.space_guid, s.organization_guid, p.type FROM apps a JOIN spaces s ON s.guid = a.space_guid
               LEFT JOIN processes p ON p.guid = $2 WHERE a.guid = $1
-            """, [event.appGUID, event.processGUID]).first
-        else { return }  // the app is gone; nobody can read its events
-        let type = try app.decode("type", as: String?.self) ?? "web"
-        let data = CrashData(
-            instance: event.instanceGUID, index: event.index, exitStatus: event.exitStatus,
-            reason: event.reason.isEmpty ? "CRASHED" : event.reason, crashCount: event.crashCount,
-            crashTimestamp: cellLine(agent: agent, event: event).timestamp, cellID: agent, processType: type)
-        let json = String(decoding: try JSONEncoder().encode(data), as: UTF8.self)
+            """, [app, process]).first
+        else { return }
+        let type = try row.decode("type", as: String?.self) ?? "web"
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        let json = String(decoding: try encoder.encode(try data(type)), as: UTF8.self)
         try conn.query(
             """
             INSERT INTO audit_events(guid, type, actor_guid, actor_type, actor_name, target_guid, target_type, target_name,
               space_guid, organization_guid, data)
-            VALUES ($1, 'audit.app.process.crash', $2, 'process', $3, $4, 'app', $5, $6, $7, $8::jsonb)
+            VALUES ($1, $2, $3, 'process', $4, $5, 'app', $6, $7, $8, $9::jsonb)
             """,
-            [Rows.newGuid(), event.processGUID, type, event.appGUID, try app.decode("name", as: String.self),
-             try app.decode("space_guid", as: String.self), try app.decode("organization_guid", as: String.self), json])
+            [Rows.newGuid(), eventType, process, type, app, try row.decode("name", as: String.self),
+             try row.decode("space_guid", as: String.self), try row.decode("organization_guid", as: String.self), json])
     }
 }

@@ -27,12 +27,6 @@ enum AlertStore {
             endsAt: try row.decode("ends", as: Double?.self), fingerprint: try row.decode("fingerprint"))
     }
 
-    static func json(_ map: [String: String]) throws -> String {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
-        return String(decoding: try encoder.encode(map), as: UTF8.self)
-    }
-
     /// Makes `drafts` the active set: new fingerprints start, known ones get the newest
     /// annotations, active ones not in the set are resolved. Crash alerts about an app get its
     /// newest log lines as the `last_log_lines` annotation.
@@ -59,7 +53,7 @@ enum AlertStore {
                 VALUES ($1, $2, 'active', $3::jsonb, $4::jsonb, $5::uuid)
                 ON CONFLICT (fingerprint) WHERE state = 'active'
                 DO UPDATE SET annotations = EXCLUDED.annotations, updated_at = now()
-                """, [print, draft.name, try json(draft.labels), try json(annotations), app])
+                """, [print, draft.name, Rows.json(draft.labels), Rows.json(annotations), app])
         }
         let active = try conn.query("SELECT \(columns) FROM alerts WHERE state = 'active' ORDER BY id").map(record)
         return HealthAlertsAnswer(active: active, resolved: resolved)

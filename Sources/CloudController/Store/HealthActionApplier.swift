@@ -57,7 +57,7 @@ enum HealthActionApplier {
             [guid, try row.decode("process_guid", as: String.self), try row.decode("app_guid", as: String.self),
              try row.decode("index", as: Int.self), agent, try row.decode("process_version", as: String.self),
              try row.decode("droplet_guid", as: String.self), try row.decode("memory_mb", as: Int.self),
-             try row.decode("disk_mb", as: Int.self), try encode(spec), crashes,
+             try row.decode("disk_mb", as: Int.self), try Placement.specJSON(spec), crashes,
              try row.decode("last_crash_at", as: Double?.self), try row.decode("exit_description", as: String?.self)])
         let line = LogLine(
             appGUID: spec.appGUID, timestamp: Int64(Date().timeIntervalSince1970 * 1e9), sourceType: "CELL",
@@ -156,39 +156,18 @@ enum HealthActionApplier {
               crash_count, last_crash_at, exit_description, placement_error)
             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::jsonb, $11, $12, $13, $14)
             """,
-            [guid, action.process, spec.appGUID, action.index, agent, version, droplet, spec.memoryMB, spec.diskMB, try encode(spec),
+            [guid, action.process, spec.appGUID, action.index, agent, version, droplet, spec.memoryMB, spec.diskMB, try Placement.specJSON(spec),
              crashes, lastCrash, exitDescription, placementError])
-    }
-
-    static func encode(_ spec: InstanceAssignment) throws -> String {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        return String(decoding: try encoder.encode(spec), as: UTF8.self)
     }
 
     /// `audit.app.process.rescheduling`: an instance moved because of its agent, not itself.
     static func recordRescheduling(_ conn: PostgresConnection, app: String, process: String, instance: String, index: Int,
                                    agent: String?, reason: String, crashCount: Int) throws {
-        guard let row = try conn.query(
-            """
-            SELECT a.name, a.space_guid, s.organization_guid, p.type FROM apps a JOIN spaces s ON s.guid = a.space_guid
-              LEFT JOIN processes p ON p.guid = $2 WHERE a.guid = $1
-            """, [app, process]).first
-        else { return }
-        let type = try row.decode("type", as: String?.self) ?? "web"
-        let data: [String: JSONValue] = [
-            "instance": .string(instance), "index": .number(Double(index)), "cell_id": agent.map(JSONValue.string) ?? .null,
-            "reason": .string(reason), "crash_count": .number(Double(crashCount)), "process_type": .string(type),
-        ]
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
-        try conn.query(
-            """
-            INSERT INTO audit_events(guid, type, actor_guid, actor_type, actor_name, target_guid, target_type, target_name,
-              space_guid, organization_guid, data)
-            VALUES ($1, 'audit.app.process.rescheduling', $2, 'process', $3, $4, 'app', $5, $6, $7, $8::jsonb)
-            """,
-            [Rows.newGuid(), process, type, app, try row.decode("name", as: String.self), try row.decode("space_guid", as: String.self),
-             try row.decode("organization_guid", as: String.self), String(decoding: try encoder.encode(data), as: UTF8.self)])
+        try AgentsController.recordProcessEvent(conn, "audit.app.process.rescheduling", app: app, process: process) { type in
+            [
+                "instance": JSONValue.string(instance), "index": .number(Double(index)), "cell_id": agent.map(JSONValue.string) ?? .null,
+                "reason": .string(reason), "crash_count": .number(Double(crashCount)), "process_type": .string(type),
+            ]
+        }
     }
 }

@@ -269,8 +269,6 @@ enum Placement {
         var guids: [String] = [], processGuids: [String] = [], appGuids: [String] = [], indexes: [Int] = []
         var agents: [String?] = [], versions: [String] = [], droplets: [String] = [], memory: [Int] = [], disk: [Int] = []
         var specTexts: [String] = []
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         for creation in decision.creations {
             guard let process = processes[creation.processGuid], let droplet = process.dropletGuid else { continue }
             var spec: InstanceAssignment
@@ -293,7 +291,7 @@ enum Placement {
             droplets.append(droplet)
             memory.append(spec.memoryMB)
             disk.append(spec.diskMB)
-            specTexts.append(String(decoding: try encoder.encode(spec), as: UTF8.self))
+            specTexts.append(try specJSON(spec))
         }
         try conn.query(
             """
@@ -301,6 +299,13 @@ enum Placement {
             SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::int[], $5::text[], $6::uuid[], $7::uuid[], $8::int[],
                                  $9::int[], $10::jsonb[])
             """, [guids, processGuids, appGuids, indexes, agents, versions, droplets, memory, disk, specTexts])
+    }
+
+    /// An assignment as stored in `instances.spec` (and spliced into agents' answers as is).
+    static func specJSON(_ spec: InstanceAssignment) throws -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return String(decoding: try encoder.encode(spec), as: UTF8.self)
     }
 
     /// Removes an app's instances before the app itself goes (the triggers tell its agents).
