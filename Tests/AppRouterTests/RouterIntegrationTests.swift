@@ -378,10 +378,16 @@ import Testing
             backend("app-guid", 0, port: a.port), backend("app-guid", 1, port: b.port),
         ])]))
         try await withRouter(source: source, { $0.balancing = .leastConnections }) { router in
-            // One slow request keeps `a` or `b` busy; the quick ones all go to the other.
+            // One slow request keeps `a` or `b` busy; the quick ones all go to the other. The
+            // quick ones start once the slow one has reached its backend, and it answers only
+            // long after they are done, however loaded the machine.
             try await withConnection(router.http) { slow in
-                try await slow.send("GET /sleep?ms=600 HTTP/1.1\r\nHost: app.example.com\r\n\r\n")
-                try await Task.sleep(for: .milliseconds(100))
+                try await slow.send("GET /sleep?ms=4000 HTTP/1.1\r\nHost: app.example.com\r\n\r\n")
+                let deadline = ContinuousClock.now + .seconds(10)
+                while a.stats.requests.load(ordering: .relaxed) + b.stats.requests.load(ordering: .relaxed) == 0 {
+                    guard ContinuousClock.now < deadline else { Issue.record("the slow request never reached a backend"); return }
+                    try await Task.sleep(for: .milliseconds(10))
+                }
                 var seen: [String: Int] = [:]
                 for _ in 0..<6 { seen[try await request(router.http, host: "app.example.com").header("X-Backend") ?? "", default: 0] += 1 }
                 #expect(seen.count == 1)
