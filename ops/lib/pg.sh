@@ -65,12 +65,22 @@ port_free() {
     ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
 }
 
-# Prints a random free loopback port in 20000-59999.
+# Prints a random free loopback port from 20000 up to the start of the kernel's ephemeral range
+# (net.ipv4.ip_local_port_range, 32768 by default): a port from that range could be taken by
+# any outgoing connection between this choice and the bind, and the suites' agents take their
+# apps' host ports from 47000-47999, inside it. A port handed out is reserved for 30 minutes
+# (a directory under /tmp/cflike-ports), so that two calls made before either port is bound,
+# in this script or in another, never hand out the same one.
 random_free_port() {
-    local i p
+    local i p low=32768 span reserved=/tmp/cflike-ports
+    read -r low _ </proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || true
+    [[ "$low" =~ ^[0-9]+$ && $low -gt 21000 ]] || low=32768
+    span=$(( low - 20000 ))
+    mkdir -p "$reserved"
+    find "$reserved" -mindepth 1 -maxdepth 1 -mmin +30 -exec rmdir {} + 2>/dev/null || true
     for i in $(seq 1 50); do
-        p=$(( 20000 + (RANDOM * 32768 + RANDOM) % 40000 ))
-        if port_free "$p" && ! [[ -e "/tmp/.s.PGSQL.$p" ]]; then
+        p=$(( 20000 + (RANDOM * 32768 + RANDOM) % span ))
+        if port_free "$p" && ! [[ -e "/tmp/.s.PGSQL.$p" ]] && mkdir "$reserved/$p" 2>/dev/null; then
             printf '%s' "$p"
             return 0
         fi
