@@ -190,6 +190,10 @@ extension ControllerIntegration {
                 #expect(metrics.status == .ok)
                 #expect(metrics.body.contains("cflike_http_requests_total"))
                 #expect(metrics.body.contains("cflike_http_request_duration_seconds"))
+                // Each family says what it counts.
+                #expect(metrics.body.contains("# HELP cflike_http_requests_total API requests answered"))
+                #expect(metrics.body.contains("# HELP cflike_http_request_duration_seconds Time to answer"))
+                #expect(metrics.body.contains("cflike_http_requests_total{method=\"GET\",route=\"/v3/apps\",status=\"200\"}"))
             }
         }
 

@@ -29,10 +29,10 @@ struct RequestMiddleware: RouterMiddleware {
         let elapsed = ContinuousClock.now - start
         let nanos = elapsed.components.seconds * 1_000_000_000 + elapsed.components.attoseconds / 1_000_000_000
         let route = context.endpointPath ?? "unmatched"
-        metrics.makeCounter(name: "cflike_http_requests_total",
+        metrics.makeCounter(descriptor: Self.requestsTotal,
                             labels: [("method", request.method.rawValue), ("route", route), ("status", String(response.status.code))])
             .increment()
-        metrics.makeDurationHistogram(name: "cflike_http_request_duration_seconds", labels: [("route", route)],
+        metrics.makeDurationHistogram(descriptor: Self.requestDuration, labels: [("route", route)],
                                       buckets: Self.buckets).recordNanoseconds(nanos)
         logger.info("request", metadata: [
             "request.id": .string(requestID),
@@ -47,6 +47,14 @@ struct RequestMiddleware: RouterMiddleware {
         return response
     }
 
+    static var requestsTotal: MetricNameDescriptor {
+        MetricNameDescriptor(namespace: "cflike", subsystem: "http", metricName: "requests", unitName: "total",
+                             helpText: "API requests answered, by method, route and status")
+    }
+    static var requestDuration: MetricNameDescriptor {
+        MetricNameDescriptor(namespace: "cflike", subsystem: "http", metricName: "request_duration", unitName: "seconds",
+                             helpText: "Time to answer an API request, by route")
+    }
     static let buckets: [Duration] = [.milliseconds(1), .milliseconds(2), .milliseconds(5), .milliseconds(10), .milliseconds(25),
                                       .milliseconds(50), .milliseconds(100), .milliseconds(250), .milliseconds(500), .seconds(1),
                                       .seconds(2.5), .seconds(5)]
