@@ -13,6 +13,11 @@ import Testing
 @Suite(.serialized) struct StreamingAndTableTests {
     static let gibibyte = 1 << 30
 
+    /// The `after` parameter of a route-table poll.
+    static func after(_ uri: String) -> String? {
+        URLComponents(string: uri)?.queryItems?.first { $0.name == "after" }?.value
+    }
+
     @Test func gibibyteUploadStreamsWithFlatMemory() async throws {
         let app = try await TestBackend.start("app")
         defer { Task { await app.stop() } }
@@ -81,7 +86,7 @@ import Testing
             #expect(try await request(router.http, host: "old.example.com").status == 200)
             #expect(try await request(router.http, host: "new.example.com").status == 404)
             // Let the router's next poll wait at the stub.
-            try await Task.sleep(for: .milliseconds(300))
+            try await eventually("the router's poll waits at the stub") { stub.waiting == 1 }
             let polls = stub.requests
             let committed = ContinuousClock.now
             stub.update(table(2, [
@@ -97,7 +102,10 @@ import Testing
             }
             let elapsed = try #require(visible, "the new route never became visible")
             #expect(elapsed < .milliseconds(100), "visible after \(elapsed)")
+            // The router's next poll already asks after the new version: nothing came in between.
+            try await eventually("the router's next poll waits at the stub") { stub.waiting == 1 && stub.requests > polls }
             #expect(stub.requests == polls + 1, "the change arrived on the waiting poll")
+            #expect(Self.after(stub.uris[polls]) == "2")
             #expect(try await metric(router.status, "router_route_table_version") == 2)
         }
         try await client.shutdown()
@@ -113,12 +121,9 @@ import Testing
         try await withRouter(source: client) { router in
             #expect(try await request(router.http, host: "app.example.com").status == 200)
             await stub.stop()
-            var stale = false
-            for _ in 0..<100 where !stale {
-                stale = try await metric(router.status, "router_route_table_stale") == 1
-                try await Task.sleep(for: .milliseconds(20))
+            try await eventually("the table is reported stale") {
+                try await metric(router.status, "router_route_table_stale") == 1
             }
-            #expect(stale)
             for _ in 0..<5 {
                 #expect(try await request(router.http, host: "app.example.com").status == 200)
             }

@@ -18,7 +18,8 @@ extension ControllerIntegration {
                 let clock = ContinuousClock()
                 let pollStart = clock.now
                 async let woken = p.assignments("dea-1", after: version, wait: 20)
-                try await Task.sleep(for: .milliseconds(300))  // the poll is parked by now
+                try await p.waitForSubscribers(1)  // from here on the start wakes the poll
+                try await Task.sleep(for: .milliseconds(300))  // and it has read and parked by now
                 let started = try await p.post("/v3/apps/\(app)/actions/start", t.token, "{}")
                 let committed = clock.now
                 #expect(started.status == .ok)
@@ -26,7 +27,8 @@ extension ControllerIntegration {
                 let answered = clock.now
                 let delay = answered - committed
                 print("assignments long-poll answered \(delay) after the start's commit (\(answered - pollStart) in all)")
-                #expect(delay < .seconds(1), "the NOTIFY wakes the poll, not its timeout")
+                // Far below the 20 s wait, with room for a loaded machine.
+                #expect(delay < .seconds(5), "the NOTIFY wakes the poll, not its timeout")
                 #expect(answered - pollStart >= .milliseconds(300), "it waited for the change")
                 #expect(set.version > version)
                 #expect(set.instances.count == 1)
@@ -48,10 +50,12 @@ extension ControllerIntegration {
                     for _ in 0..<8 {
                         group.addTask { (0, try await p.routeTable(after: routes, wait: 20).version > routes ? 1 : 0) }
                     }
+                    try await p.waitForSubscribers(32)
                     try await Task.sleep(for: .milliseconds(300))
+                    // Polls holding connections would keep it waiting for their 20 s.
                     let busy = clock.now
                     #expect(try await p.get("/v3/apps", t.token).status == .ok)
-                    #expect(clock.now - busy < .seconds(1), "an ordinary request is served while polls are parked")
+                    #expect(clock.now - busy < .seconds(5), "an ordinary request is served while polls are parked")
                     // Eight instances of 256 MB on eight agents of 256 MB: one each, so every poll wakes.
                     let woke = clock.now
                     _ = try await p.startedApp("web", t, instances: 8)
@@ -62,7 +66,7 @@ extension ControllerIntegration {
                     }
                     #expect(assigned == 24, "each parked agent poll answered with its agent's one instance")
                     #expect(routers == 8, "each parked router poll answered with a newer table")
-                    #expect(clock.now - woke < .seconds(5))
+                    #expect(clock.now - woke < .seconds(10))
                 }
             }
         }
@@ -77,11 +81,11 @@ extension ControllerIntegration {
                 let elapsed = clock.now - start
                 #expect(set.version == version)
                 #expect(set.instances.isEmpty)
-                #expect(elapsed >= .milliseconds(950) && elapsed < .seconds(3), "\(elapsed)")
-                // A different `after` answers at once.
+                #expect(elapsed >= .milliseconds(950) && elapsed < .seconds(5), "\(elapsed)")
+                // A different `after` answers at once (not after its 20 s wait).
                 let quick = clock.now
                 #expect(try await p.assignments("dea-1", after: version + 7, wait: 20).version == version)
-                #expect(clock.now - quick < .seconds(1))
+                #expect(clock.now - quick < .seconds(5))
                 // Another agent's change does not wake this one.
                 try await p.registerAgent("dea-2")
                 let other = clock.now

@@ -53,6 +53,8 @@ struct Platform: Sendable {
     let pool: PostgresPool
     let client: any TestClientProtocol
     let adminToken: String
+    /// The controller's change feed: `subscriberCount` says how many long-polls wait on it.
+    let feed: ChangeFeed
     static let adminPassword = "admin-password-1"
 
     static let baseURL = "http://api.test"
@@ -81,11 +83,12 @@ struct Platform: Sendable {
             try await CloudController.prepareDatabase(pool: pool, config: config, logger: testLogger)
             _ = try await CloudController.bootstrapAdmin(pool: pool, config: config, threadPool: sharedThreadPool,
                                                          username: "admin", password: adminPassword)
-            let router = CloudController.buildRouter(config: config, pool: pool, threadPool: sharedThreadPool, logger: testLogger)
+            let feed = ChangeFeed(pool: pool, logger: testLogger)
+            let router = CloudController.buildRouter(config: config, pool: pool, threadPool: sharedThreadPool, feed: feed, logger: testLogger)
             let app = Application(router: router, logger: testLogger)
             try await app.test(.router) { client in
                 let token = try await Self.token(client, "admin", adminPassword)
-                try await body(Platform(config: config, pool: pool, client: client, adminToken: token))
+                try await body(Platform(config: config, pool: pool, client: client, adminToken: token, feed: feed))
             }
         } catch {
             await pool.shutdown()
@@ -94,6 +97,18 @@ struct Platform: Sendable {
         }
         await pool.shutdown()
         await database.drop()
+    }
+
+    /// Waits until `count` long-polls (or followed streams) have subscribed to the change feed:
+    /// from then on a change wakes them, however long the machine takes to park them.
+    func waitForSubscribers(_ count: Int, within: Duration = .seconds(20)) async throws {
+        let deadline = ContinuousClock.now + within
+        while feed.subscriberCount < count {
+            guard ContinuousClock.now < deadline else {
+                throw TestFailure("\(feed.subscriberCount) of \(count) long-polls subscribed after \(within)")
+            }
+            try await Task.sleep(for: .milliseconds(10))
+        }
     }
 
     static func token(_ client: any TestClientProtocol, _ username: String, _ password: String) async throws -> String {

@@ -47,7 +47,7 @@ struct LivePlatform: Sendable {
             try await app.test(.live) { client in
                 let port = try #require(client.port)
                 let token = try await Platform.token(client, "admin", Platform.adminPassword)
-                try await body(LivePlatform(platform: Platform(config: config, pool: pool, client: client, adminToken: token),
+                try await body(LivePlatform(platform: Platform(config: config, pool: pool, client: client, adminToken: token, feed: feed),
                                             port: port, feed: feed))
             }
             feed.stop()
@@ -149,7 +149,7 @@ extension ControllerIntegration {
                 #expect(head.hasPrefix("HTTP/1.1 200"))
                 #expect(head.lowercased().contains("content-type: application/x-ndjson"))
                 // The stream subscribes once its body starts (lines in between are read from its cursor).
-                let subscribed = clock.now + .seconds(5)
+                let subscribed = clock.now + .seconds(20)
                 while live.feed.subscriberCount == 0, clock.now < subscribed { try await Task.sleep(for: .milliseconds(10)) }
                 #expect(live.feed.subscriberCount == 1)
 

@@ -128,10 +128,15 @@ extension ControllerIntegration {
                 #expect(try #require(snapshot.routers.first).lastSeen >= snapshot.asOf - 1)
                 #expect(AlertRules().evaluate(snapshot, now: snapshot.asOf).filter { $0.name == "RouterTableStale" }.isEmpty)
 
-                // A poll that would park records its deadline before waiting.
-                async let parked = p.routerPoll("router_id=router-p&after=\(current)", wait: 3)
-                try await Task.sleep(for: .milliseconds(500))
-                let seen = try await p.routers().first { $0.id == "router-p" }
+                // A poll that would park records its deadline before waiting: seen well within its wait.
+                let clock = ContinuousClock()
+                let parkedAt = clock.now
+                async let parked = p.routerPoll("router_id=router-p&after=\(current)", wait: 6)
+                var seen: RouterResource?
+                while seen == nil, clock.now - parkedAt < .seconds(5) {
+                    try await Task.sleep(for: .milliseconds(50))
+                    seen = try await p.routers().first { $0.id == "router-p" }
+                }
                 #expect(seen != nil, "recorded before the wait ends")
                 #expect(try await parked.status == .ok)
             }

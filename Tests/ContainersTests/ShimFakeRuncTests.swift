@@ -66,7 +66,7 @@ struct ShimFakeRuncTests {
     }
 
     /// Polls until `pid` has exited: gone, or a zombie waiting for whoever inherited it.
-    static func waitGone(_ pid: Int32, timeout: Duration = .seconds(5)) async throws -> Bool {
+    static func waitGone(_ pid: Int32, timeout: Duration = .seconds(20)) async throws -> Bool {
         let deadline = ContinuousClock.now + timeout
         while ContinuousClock.now < deadline {
             guard let handle = FileHandle(forReadingAtPath: "/proc/\(pid)/stat") else { return true }

@@ -169,8 +169,13 @@ struct ShimIntegrationTests {
                 #expect(ContainerShim.shimAlive(stateDir: lab.stateDir(container)), "shim of \(container) died")
                 var reader = ShimLogReader(stateDir: lab.stateDir(container))
                 let before = try reader.read(maxRecords: 100_000)
-                try await Task.sleep(for: .milliseconds(500))
-                let after = try reader.read(maxRecords: 100_000)
+                // It keeps logging: new ticks follow (about 10 a second, fewer on a loaded machine).
+                var after: [ShimLogRecord] = []
+                let deadline = ContinuousClock.now + .seconds(20)
+                while after.count < 3, ContinuousClock.now < deadline {
+                    try await Task.sleep(for: .milliseconds(100))
+                    after += try reader.read(maxRecords: 100_000)
+                }
                 #expect(!before.isEmpty && after.count >= 3, "\(container): \(before.count) then \(after.count) lines")
                 // In order, no gaps or repeats across the two reads.
                 let numbers = (before + after).compactMap { Int($0.text.dropFirst("tick-".count)) }

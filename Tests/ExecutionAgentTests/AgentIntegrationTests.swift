@@ -30,7 +30,7 @@ import Testing
 
             // Logs: the app's stdout and stderr and the agent's own lines, with sources.
             _ = try lab.get(report, "/log?n=3")
-            let deadline = Date().addingTimeInterval(5)
+            let deadline = Date().addingTimeInterval(20)
             while !lab.logs.all.contains(where: { $0.message == "line 2" }), Date() < deadline { try await Task.sleep(for: .milliseconds(100)) }
             let lines = lab.logs.all.filter { $0.appGUID == assignment.appGUID }
             #expect(lines.contains { $0.message == "app starting on port 8080" && $0.sourceType == "APP/PROC/WEB" && $0.messageType == .out })
@@ -39,13 +39,14 @@ import Testing
             #expect(lines.contains { $0.sourceType == "CELL" && $0.message.contains("healthy") })
 
             // Stop: the launcher passes TERM on, so python exits well before the grace period ends.
+            // Judged by how it ended (TERM's 143, not the 137 of the agent's SIGKILL after the 3 s
+            // grace period), not by the clock: a loaded machine may take a while to stop it.
             let instanceDir = lab.agent.runner.paths(assignment.instanceGUID).base
             let cgroup = lab.agent.runner.cgroupPath(InstanceRecord(assignment: assignment, now: Date()))
             let stopped = Task { try await lab.agent.nextEvent(where: { $0.type == .stopped }, timeout: .seconds(30)) }
-            let began = ContinuousClock.now
             await lab.agent.converge(to: [])
-            _ = try await stopped.value
-            #expect(ContinuousClock.now - began < .seconds(3))
+            let stop = try await stopped.value
+            #expect(stop.exitStatus == 143, "\(stop)")
             #expect(await lab.agent.reports().isEmpty)
             #expect(!FileManager.default.fileExists(atPath: instanceDir))
             #expect(!CgroupReader().exists(cgroupPath: cgroup))

@@ -63,7 +63,7 @@ final class CannedServer: Sendable {
         defer { Task { await silent.close() } }
         let started = ContinuousClock.now
         let outcome = await probe.check(HealthCheckSpec(type: .http, invocationTimeoutSeconds: 1), address: "127.0.0.1", port: silent.port)
-        #expect(ContinuousClock.now - started < .seconds(3))
+        #expect(ContinuousClock.now - started < .seconds(5), "the 1 s invocation timeout ends it")
         guard case .unhealthy = outcome else { Issue.record("silent server passed"); return }
     }
 

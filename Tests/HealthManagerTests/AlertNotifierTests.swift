@@ -95,17 +95,19 @@ import Glibc
                     .webhook(URL(string: "http://127.0.0.1:\(port)/hook?token=secret")!)],
             generatorURL: "http://cc.example/admin", logger: logger)
         let clock = ContinuousClock()
+        // A delivery attempt may take 10 s; an update that waited for one would take at least
+        // that long, so 1 s leaves a loaded machine room while still telling the two apart.
         var alerts: [AlertRecord] = []
         for id in 1...20 {
             alerts.append(record(id: id, name: "Alert\(id)"))
             let took = await clock.measure { await notifier.update(active: alerts, resolved: []) }
-            #expect(took < .milliseconds(100))
+            #expect(took < .seconds(1))
         }
         try await Task.sleep(for: .milliseconds(300))
         // 20 alerts wait for each sink.
         #expect(await notifier.pendingDeliveries() == 40)
         let took = await clock.measure { await notifier.update(active: [], resolved: alerts.map(resolvedRecord)) }
-        #expect(took < .milliseconds(100))
+        #expect(took < .seconds(1))
         // The newest state replaced the firing ones.
         #expect(await notifier.pendingDeliveries() == 40)
         await notifier.shutdown()
@@ -251,7 +253,7 @@ func withAlertmanager(port: Int? = nil, _ body: (RunningAlertmanager) async thro
         try process.run()
 
         let running = RunningAlertmanager(url: URL(string: "http://127.0.0.1:\(port)")!, client: client)
-        let deadline = ContinuousClock.now + .seconds(10)
+        let deadline = ContinuousClock.now + .seconds(30)
         while true {
             if let response = try? await client.execute(HTTPClientRequest(url: running.url.absoluteString + "/-/ready"),
                                                         timeout: .seconds(1)) {

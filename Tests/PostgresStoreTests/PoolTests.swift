@@ -25,7 +25,9 @@ extension PostgresIntegration {
 
         @Test func cancelledWaiterDoesNotLeakASlot() async throws {
             try await withScratchPool(poolSize: 1) { _, pool in
-                let holder = Task { try await pool.query("SELECT pg_sleep(0.5)") }
+                // The holder keeps the one connection far longer than the waiter needs to queue
+                // and be cancelled, however slowly the machine schedules these tasks.
+                let holder = Task { try await pool.query("SELECT pg_sleep(3)") }
                 try await Task.sleep(for: .milliseconds(100))
                 let waiter = Task { try await pool.query("SELECT 1") }
                 try await Task.sleep(for: .milliseconds(50))

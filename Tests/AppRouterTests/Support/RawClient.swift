@@ -204,6 +204,15 @@ func waitUntilHealthy(_ port: Int) async throws {
     Issue.record("router never became healthy")
 }
 
+/// Polls `condition` every 10 ms until it holds; fails with `what` after `within`.
+func eventually(_ what: String, within: Duration = .seconds(20), _ condition: () async throws -> Bool) async throws {
+    let deadline = ContinuousClock.now.advanced(by: within)
+    while !(try await condition()) {
+        guard ContinuousClock.now < deadline else { throw RouterError("timed out waiting for \(what)") }
+        try await Task.sleep(for: .milliseconds(10))
+    }
+}
+
 /// The value of one metric line (`name{labels} value`) from `/metrics`.
 func metric(_ port: Int, _ series: String) async throws -> Double? {
     let text = try await status(port, "/metrics").text

@@ -31,6 +31,8 @@ final class StubController: Sendable {
     var url: String { "http://127.0.0.1:\(port)" }
     var requests: Int { state.withLock { $0.requests } }
     var uris: [String] { state.withLock { $0.uris } }
+    /// Polls held until the table changes (or their wait runs out).
+    var waiting: Int { state.withLock { $0.waiters.count } }
 
     private init(table: RouteTable, channel: any Channel) {
         self.state = Mutex(State(table: table))
