@@ -428,10 +428,7 @@ import Testing
         // Answers the first request of each connection and drops the connection on the second.
         let perConnection = RequestsPerConnection()
         let app = try await RawBackend.start { _, channel in
-            let n = perConnection.counts.withLock { counts -> Int in
-                counts[ObjectIdentifier(channel), default: 0] += 1
-                return counts[ObjectIdentifier(channel)] ?? 0
-            }
+            let n = perConnection.count(channel)
             if n == 1 {
                 channel.writeAndFlush(ByteBuffer(string: "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"), promise: nil)
             } else {
@@ -558,8 +555,19 @@ import Testing
 }
 
 /// Requests seen per backend connection.
+/// Requests seen on each backend connection. The channels are kept, so that a closed one's
+/// address cannot be taken by a new connection and inherit its count.
 final class RequestsPerConnection: Sendable {
-    let counts = Mutex<[ObjectIdentifier: Int]>([:])
+    private let counts = Mutex<[ObjectIdentifier: (channel: any Channel, requests: Int)]>([:])
+
+    /// Counts one more request on `channel`; returns its requests so far.
+    func count(_ channel: any Channel) -> Int {
+        counts.withLock { counts in
+            let requests = (counts[ObjectIdentifier(channel)]?.requests ?? 0) + 1
+            counts[ObjectIdentifier(channel)] = (channel, requests)
+            return requests
+        }
+    }
 }
 
 /// Runs a program and returns its exit status and standard output.
