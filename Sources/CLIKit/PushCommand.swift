@@ -127,6 +127,8 @@ public struct PushCommand: AsyncParsableCommand, Sendable {
 
         let existing = try await session.app(named: name)
         try await Self.checkProcessTypes(session, existing, settings.processes)
+        let routes = try await wantedRoutes(session, existing, settings)
+        try await Self.checkRoutesAvailable(session, routes, space: space.guid)
         let app: AppResource
         if let existing {
             app = existing
@@ -135,7 +137,7 @@ public struct PushCommand: AsyncParsableCommand, Sendable {
         } else {
             app = try await createApp(session, settings, space: space.guid, interrupt: interrupt)
             try await Self.updateProcess(session, app, Self.webSettings(settings))
-            try await applyRoutes(session, app, settings, interrupt: interrupt)
+            try await applyRoutes(session, app, routes, space: space.guid, interrupt: interrupt)
         }
 
         Self.say("Uploading files from \(dir)...")
@@ -152,7 +154,7 @@ public struct PushCommand: AsyncParsableCommand, Sendable {
                                            as: AppResource.self)
             }
             try await Self.updateProcess(session, app, Self.webSettings(settings))
-            try await applyRoutes(session, app, settings, interrupt: interrupt)
+            try await applyRoutes(session, app, routes, space: space.guid, interrupt: interrupt)
         }
         _ = try await session.call("PATCH", "/v3/apps/\(app.guid)/relationships/current_droplet",
                                    json: SetCurrentDropletRequest(guid: droplet), as: CurrentDropletRelationship.self)
@@ -253,24 +255,55 @@ public struct PushCommand: AsyncParsableCommand, Sendable {
         }
     }
 
-    /// Maps the manifest's routes, or the default `APP.<domain>` when the app has none.
-    func applyRoutes(_ session: Session, _ app: AppResource, _ s: AppManifest, interrupt: PushInterrupt? = nil) async throws {
-        if s.noRoute { return }
-        let space = try session.targetSpace().guid
-        var wanted: [(host: String, path: String, domain: DomainResource)] = []
+    /// A route the push maps: host (maybe empty), path (maybe empty) and domain.
+    typealias WantedRoute = (host: String, path: String, domain: DomainResource)
+
+    /// The manifest's routes, or the default `APP.<domain>` when the app has none yet (nothing
+    /// with `--no-route`, or for an existing app that has routes and a manifest without any).
+    func wantedRoutes(_ session: Session, _ existing: AppResource?, _ s: AppManifest) async throws -> [WantedRoute] {
+        if s.noRoute { return [] }
         if s.routes.isEmpty {
-            guard try await session.routes(of: app).isEmpty else { return }
-            wanted = [(Self.hostName(app.name), "", try await session.defaultDomain())]
-        } else {
-            let domains = try await session.all("/v3/domains", as: DomainResource.self)
-            for route in s.routes { wanted.append(try Self.splitRoute(route, domains: domains)) }
+            if let existing, try await !session.routes(of: existing).isEmpty { return [] }
+            return [(Self.hostName(s.name!), "", try await session.defaultDomain())]
         }
-        for w in wanted {
-            let list = try await session.call(
-                "GET", "/v3/routes?hosts=\(PlatformClient.query(w.host))&domain_guids=\(w.domain.guid)", as: ListResponse<RouteResource>.self)
-            var route = list.resources.first { $0.path == w.path }
+        let domains = try await session.all("/v3/domains", as: DomainResource.self)
+        return try s.routes.map { try Self.splitRoute($0, domains: domains) }
+    }
+
+    static func routeText(_ w: WantedRoute) -> String {
+        "\(w.host.isEmpty ? "" : w.host + ".")\(w.domain.name)\(w.path)"
+    }
+
+    /// The target space's own route for `w`, if it has one.
+    static func ownRoute(_ session: Session, _ w: WantedRoute, space: String) async throws -> RouteResource? {
+        let list = try await session.call(
+            "GET", "/v3/routes?hosts=\(PlatformClient.query(w.host))&domain_guids=\(w.domain.guid)&space_guids=\(space)",
+            as: ListResponse<RouteResource>.self)
+        return list.resources.first { $0.path == w.path }
+    }
+
+    /// Before anything is created, uploaded or staged: each route the push maps is the target
+    /// space's own or free. One that another space holds ends the push here, naming it.
+    static func checkRoutesAvailable(_ session: Session, _ routes: [WantedRoute], space: String) async throws {
+        for w in routes where try await ownRoute(session, w, space: space) == nil {
+            var query = "host=\(PlatformClient.query(w.host))"
+            if !w.path.isEmpty { query += "&path=\(PlatformClient.query(w.path))" }
+            let reservation = try await session.call("GET", "/v3/domains/\(w.domain.guid)/route_reservations?\(query)",
+                                                     as: RouteReservation.self)
+            if reservation.matchingRoute {
+                throw CLIError.operation("Route \(routeText(w)) is taken by another space. Push under another app name, "
+                    + "name a route of your own in the manifest (routes:), or push with --no-route.")
+            }
+        }
+    }
+
+    /// Maps `routes` to the app, creating the ones the space does not have yet.
+    func applyRoutes(_ session: Session, _ app: AppResource, _ routes: [WantedRoute], space: String,
+                     interrupt: PushInterrupt? = nil) async throws {
+        for w in routes {
+            var route = try await Self.ownRoute(session, w, space: space)
             if route == nil {
-                Self.say("Creating route \(w.host.isEmpty ? "" : w.host + ".")\(w.domain.name)\(w.path)...")
+                Self.say("Creating route \(Self.routeText(w))...")
                 interrupt?.creatingRoute(host: w.host, path: w.path, domain: w.domain.guid)
                 let made = try await session.call("POST", "/v3/routes", json: CreateRouteRequest(
                     host: w.host, path: w.path.isEmpty ? nil : w.path, spaceGuid: space, domainGuid: w.domain.guid), as: RouteResource.self)

@@ -70,6 +70,37 @@ extension ControllerIntegration {
             }
         }
 
+        /// A client can tell a taken route before it creates anything; the answer names nobody.
+        @Test func routeReservationsSayWhetherARouteIsTaken() async throws {
+            try await Platform.run { p in
+                let a = try await p.tenant("alice")
+                let b = try await p.tenant("bob")
+                let domain = try await p.defaultDomainGuid
+                #expect(try await p.route("shop", space: a.space, token: a.token).status == .created)
+                #expect(try await p.route("shop", space: a.space, token: a.token, path: "/api").status == .created)
+                let reservations = "/v3/domains/\(domain)/route_reservations"
+                for (query, taken) in [("host=shop", true), ("host=SHOP", true), ("host=shop&path=/api", true),
+                                       ("host=shop&path=/other", false), ("host=free", false), ("", false)] {
+                    let r = try await p.get("\(reservations)?\(query)", b.token)
+                    #expect(r.status == .ok, "\(query): \(r.body)")
+                    #expect(r.json["matching_route"] as? Bool == taken, "\(query): \(r.body)")
+                    #expect(!r.body.contains(a.space) && !r.body.contains(a.org), "\(query) leaks alice's space")
+                }
+                // Bad input: unknown parameter, malformed host or path, unknown or invisible domain.
+                #expect(try await p.get("\(reservations)?host=shop&space=x", b.token).status == .badRequest)
+                #expect(try await p.get("\(reservations)?host=sh%20op", b.token).status == .unprocessableContent)
+                #expect(try await p.get("\(reservations)?host=shop&path=api", b.token).status == .unprocessableContent)
+                #expect(try await p.get("/v3/domains/\(UUID().uuidString.lowercased())/route_reservations?host=shop", b.token).status == .notFound)
+                let privateDomain = try await p.post("/v3/domains", p.adminToken,
+                    #"{"name":"alice.example","relationships":{"organization":{"data":{"guid":"\#(a.org)"}}}}"#)
+                #expect(privateDomain.status == .created)
+                let hidden = try #require(privateDomain.json["guid"] as? String)
+                #expect(try await p.get("/v3/domains/\(hidden)/route_reservations?host=x", b.token).status == .notFound)
+                #expect(try await p.get("/v3/domains/\(hidden)/route_reservations?host=x", a.token).status == .ok)
+                #expect(try await p.call(.get, "\(reservations)?host=shop", token: nil).status == .unauthorized)
+            }
+        }
+
         @Test func routeHijackIsRefusedByTheDatabase() async throws {
             try await Platform.run { p in
                 let a = try await p.tenant("alice")

@@ -13,6 +13,7 @@ struct DomainsController {
         group.post("domains", use: create)
         group.get("domains/:guid", use: get)
         group.delete("domains/:guid", use: delete)
+        group.get("domains/:guid/route_reservations", use: routeReservations)
     }
 
     func resource(_ row: PostgresRow) throws -> DomainResource {
@@ -62,6 +63,25 @@ struct DomainsController {
         let guid = try services.guidParameter(context, resource: "Domain")
         let row = try await services.db.read { conn in try Self.load(conn, guid: guid, actor: actor) }
         return try JSONResponse.make(try resource(row))
+    }
+
+    /// `GET /v3/domains/:guid/route_reservations?host=&path=`: whether a route with that host and
+    /// path exists on the domain, in any space (`{"matching_route": true}`), so that a client can
+    /// tell a taken route before it creates anything. The answer names no space, app or owner.
+    @Sendable func routeReservations(_ request: Request, context: ControllerContext) async throws -> Response {
+        let actor = try context.requireActor()
+        let guid = try services.guidParameter(context, resource: "Domain")
+        let parameters = try QueryParameters(rawQuery: request.uri.query)
+        try parameters.requireOnly(["host", "path"])
+        let host = (parameters["host"] ?? "").lowercased()
+        let path = parameters["path"] ?? ""
+        try RoutesController.validate(host: host, path: path)
+        let matching = try await services.db.read { conn in
+            _ = try Self.load(conn, guid: guid, actor: actor)
+            return try !conn.query("SELECT 1 FROM routes WHERE domain_guid = $1 AND host = $2 AND path = $3",
+                                   [guid, host, path]).rows.isEmpty
+        }
+        return try JSONResponse.make(RouteReservation(matchingRoute: matching))
     }
 
     /// DNS names: labels of letters, digits and hyphens, at least two labels, 253 characters at most.

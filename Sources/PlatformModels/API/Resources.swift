@@ -256,6 +256,14 @@ public struct RouteDestinationsResponse: Codable, Sendable {
     }
 }
 
+/// `/v3/domains/:guid/route_reservations` answer: whether a route with the host and path asked
+/// about exists on the domain (in any space).
+public struct RouteReservation: Codable, Sendable {
+    public var matchingRoute: Bool
+    enum CodingKeys: String, CodingKey { case matchingRoute = "matching_route" }
+    public init(matchingRoute: Bool) { self.matchingRoute = matchingRoute }
+}
+
 /// `/v3/stacks` resource.
 public struct StackResource: Codable, Sendable {
     public var guid: String
