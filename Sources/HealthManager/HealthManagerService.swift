@@ -54,7 +54,7 @@ public actor HealthManager {
     /// Runs until cancelled; gives the lease back on the way out so a standby takes over at once.
     public func run() async {
         logger.info("health manager starting", metadata: ["hm.id": .string(config.id), "controller": .string(config.controllerURL)])
-        metrics.makeGauge(descriptor: HealthMetrics.leaseHeld, labels: []).set(Double(0))
+        metrics.makeGauge(descriptor: HealthMetric.leaseHeld.descriptor, labels: []).set(Double(0))
         while !Task.isCancelled {
             if await takeLease() {
                 await act()
@@ -87,7 +87,7 @@ public actor HealthManager {
             // Unrenewed, the lease lapses on its own; stop acting well before that could matter.
             if let last = lastRenewal, ContinuousClock.now - last > .seconds(config.leaseSeconds) * 2 / 3 { isActive = false }
         }
-        metrics.makeGauge(descriptor: HealthMetrics.leaseHeld, labels: []).set(Double(isActive ? 1 : 0))
+        metrics.makeGauge(descriptor: HealthMetric.leaseHeld.descriptor, labels: []).set(Double(isActive ? 1 : 0))
         return isActive
     }
 
@@ -104,7 +104,7 @@ public actor HealthManager {
                 snapshot = try await client.healthState(after: version, waitSeconds: wait)
             } catch {
                 // Desired state unknown: decide nothing until the controller answers again.
-                metrics.makeCounter(descriptor: HealthMetrics.stateFailures, labels: []).increment()
+                metrics.makeCounter(descriptor: HealthMetric.stateFailures.descriptor, labels: []).increment()
                 logger.warning("health state unavailable: nothing decided", metadata: ["error": "\(error)"])
                 version = nil
                 wait = 0
@@ -114,7 +114,7 @@ public actor HealthManager {
             let started = ContinuousClock.now
             let plan = await pass(snapshot)
             guard isActive else { return }
-            metrics.makeDurationHistogram(descriptor: HealthMetrics.passDuration, labels: [],
+            metrics.makeDurationHistogram(descriptor: HealthMetric.passDuration.descriptor, labels: [],
                                           buckets: [.milliseconds(1), .milliseconds(5), .milliseconds(10), .milliseconds(50),
                                                     .milliseconds(100), .milliseconds(500), .seconds(1), .seconds(5)])
                 .record(ContinuousClock.now - started)
@@ -146,7 +146,7 @@ public actor HealthManager {
     private func apply(_ actions: [HealthAction], alerts drafts: [AlertDraft]) async {
         if !actions.isEmpty {
             for action in actions {
-                metrics.makeCounter(descriptor: HealthMetrics.decisions, labels: [("kind", action.kind.rawValue)]).increment()
+                metrics.makeCounter(descriptor: HealthMetric.decisions.descriptor, labels: [("kind", action.kind.rawValue)]).increment()
             }
             do {
                 let answer = try await client.applyHealthActions(HealthActions(holder: config.id, actions: actions))
@@ -167,7 +167,7 @@ public actor HealthManager {
             let answer = try await client.putAlerts(HealthAlertSet(holder: config.id, alerts: drafts))
             lastAlertSet = drafts
             lastAlertPush = .now
-            metrics.makeGauge(descriptor: HealthMetrics.alertsActive, labels: []).set(Double(answer.active.count))
+            metrics.makeGauge(descriptor: HealthMetric.alertsActive.descriptor, labels: []).set(Double(answer.active.count))
             for alert in answer.resolved {
                 logger.notice("alert resolved", metadata: ["alert.id": "\(alert.id)", "alert.name": .string(alert.name)])
             }
@@ -183,7 +183,7 @@ public actor HealthManager {
         guard isActive else { return }
         isActive = false
         lastAlertSet = nil
-        metrics.makeGauge(descriptor: HealthMetrics.leaseHeld, labels: []).set(Double(0))
+        metrics.makeGauge(descriptor: HealthMetric.leaseHeld.descriptor, labels: []).set(Double(0))
         logger.notice("health manager lease lost: standing by", metadata: ["hm.id": .string(config.id)])
     }
 
@@ -195,9 +195,9 @@ public actor HealthManager {
             counts[instance.agentID == nil ? "UNPLACED" : instance.state.rawValue, default: 0] += 1
         }
         for (state, count) in counts {
-            metrics.makeGauge(descriptor: HealthMetrics.instances, labels: [("state", state)]).set(Double(count))
+            metrics.makeGauge(descriptor: HealthMetric.instances.descriptor, labels: [("state", state)]).set(Double(count))
         }
-        metrics.makeCounter(descriptor: HealthMetrics.passes, labels: []).increment()
+        metrics.makeCounter(descriptor: HealthMetric.passes.descriptor, labels: []).increment()
     }
 
     static func describe(_ action: HealthAction) -> String {

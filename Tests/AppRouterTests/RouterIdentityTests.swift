@@ -16,19 +16,11 @@ import Testing
         return result
     }
 
-    static func eventually(_ what: String, _ condition: () -> Bool) async throws {
-        let deadline = ContinuousClock.now.advanced(by: .seconds(10))
-        while !condition() {
-            guard ContinuousClock.now < deadline else { throw RouterError("timed out waiting for \(what)") }
-            try await Task.sleep(for: .milliseconds(10))
-        }
-    }
-
     @Test func theClientSendsTheRoutersIdVersionListenAndTableAge() async throws {
         let stub = try await StubController.start(RouteTable(version: 5, routes: []))
         let client = ComponentClient(api: stub.url, credential: StubController.credential, component: "router")
         try await withRouter(source: client, { $0.routerID = "router-test-1" }) { router in
-            try await Self.eventually("the second poll") { stub.uris.count >= 2 }
+            try await eventually("the second poll", within: .seconds(10)) { stub.uris.count >= 2 }
             let uris = stub.uris
             let first = Self.parameters(uris[0])
             #expect(first["router_id"] == "router-test-1")
@@ -49,13 +41,13 @@ import Testing
     @Test func afterAnOutageTheAgeIsTheOutagesLength() async throws {
         let source = ScriptedRouteSource(RouteTable(version: 1, routes: []))
         try await withRouter(source: source, { $0.routerID = "router-outage" }) { _ in
-            try await Self.eventually("a poll with a table") { source.reports.contains { $0.tableVersion == 1 } }
+            try await eventually("a poll with a table", within: .seconds(10)) { source.reports.contains { $0.tableVersion == 1 } }
             let before = source.reports.count
             source.fail(for: .milliseconds(2300))
-            try await Self.eventually("the poll after the outage") {
+            try await eventually("the poll after the outage", within: .seconds(10)) {
                 source.reports.dropFirst(before).contains { ($0.tableAgeSeconds ?? 0) >= 2 }
             }
-            try await Self.eventually("a poll back in sync") {
+            try await eventually("a poll back in sync", within: .seconds(10)) {
                 let after = source.reports.dropFirst(before)
                 guard let stale = after.firstIndex(where: { ($0.tableAgeSeconds ?? 0) >= 2 }) else { return false }
                 return after[stale...].dropFirst().contains { $0.tableAgeSeconds == 0 }

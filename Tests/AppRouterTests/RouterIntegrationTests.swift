@@ -391,10 +391,8 @@ import Testing
             // long after they are done, however loaded the machine.
             try await withConnection(router.http) { slow in
                 try await slow.send("GET /sleep?ms=4000 HTTP/1.1\r\nHost: app.example.com\r\n\r\n")
-                let deadline = ContinuousClock.now + .seconds(10)
-                while a.stats.requests.load(ordering: .relaxed) + b.stats.requests.load(ordering: .relaxed) == 0 {
-                    guard ContinuousClock.now < deadline else { Issue.record("the slow request never reached a backend"); return }
-                    try await Task.sleep(for: .milliseconds(10))
+                try await eventually("the slow request reaches a backend", within: .seconds(10)) {
+                    a.stats.requests.load(ordering: .relaxed) + b.stats.requests.load(ordering: .relaxed) > 0
                 }
                 var seen: [String: Int] = [:]
                 for _ in 0..<6 { seen[try await request(router.http, host: "app.example.com").header("X-Backend") ?? "", default: 0] += 1 }
