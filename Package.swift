@@ -255,12 +255,12 @@ let package = Package(
         ),
         .testTarget(
             name: "GitFetchTests",
-            dependencies: ["GitFetch"],
+            dependencies: ["GitFetch", "TestSupport"],
             swiftSettings: swiftSettings
         ),
         .testTarget(
             name: "ArchivesTests",
-            dependencies: ["Archives"],
+            dependencies: ["Archives", "TestSupport"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

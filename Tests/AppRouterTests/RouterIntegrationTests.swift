@@ -280,7 +280,7 @@ import Testing
             let elapsed = ContinuousClock.now - started
             #expect(response.status == 502)
             #expect(elapsed >= .milliseconds(900))
-            #expect(elapsed < .seconds(5), "the 1 s timeout, not the 900 s default")
+            #expect(elapsed < .seconds(60), "the 1 s timeout, not the 900 s default")
             #expect(try await metric(router.status, "router_backend_failures_total{kind=\"response_timeout\"}") == 1)
         }
     }

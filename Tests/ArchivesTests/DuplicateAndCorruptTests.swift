@@ -6,7 +6,7 @@ import Testing
 @Suite("Duplicates and corrupt archives (A11, A13)")
 struct DuplicateAndCorruptTests {
     @Test("A11: duplicate and conflicting entries are refused", arguments: Container.allCases, 0..<6)
-    func a11Duplicates(container: Container, variant: Int) throws {
+    func a11Duplicates(container: Container, variant: Int) async throws {
         let (entries, name): ([Entry], String) = switch variant {
         case 0: ([.file("a.txt", "first"), .file("a.txt", "pwned")], "a.txt")
         case 1: ([.file("a", "file"), .dir("a/")], "a/")
@@ -15,12 +15,12 @@ struct DuplicateAndCorruptTests {
         case 4: ([.dir("sub/"), .symlink("l", to: "sub"), .file("l", "over the link")], "l")
         default: ([.file("./x", "first"), .file("x", "second")], "x")
         }
-        try expectRefused({ _ in entries }, as: container, kind: .duplicateEntry, entry: name)
+        try await expectRefused({ _ in entries }, as: container, kind: .duplicateEntry, entry: name)
     }
 
     @Test("A11: a directory entry after the files in it is fine", arguments: Container.allCases)
-    func a11DirectoryAfterChildren(container: Container) throws {
-        try extractOK([.file("d/f.txt", "f"), .dir("d/"), .dir("./")], as: container) { root, counts in
+    func a11DirectoryAfterChildren(container: Container) async throws {
+        try await extractOK([.file("d/f.txt", "f"), .dir("d/"), .dir("./")], as: container) { root, counts in
             #expect(counts.directories == 1)
             #expect(contents(root + "/d/f.txt") == "f")
         }
@@ -32,14 +32,14 @@ struct DuplicateAndCorruptTests {
     }
 
     @Test("A13: corrupt, truncated and empty archives are 'Invalid … archive (…)'", arguments: Container.allCases, Corruption.allCases)
-    func a13Corrupt(container: Container, corruption: Corruption) throws {
+    func a13Corrupt(container: Container, corruption: Corruption) async throws {
         if corruption == .badCentralDirectory && container != .zip { return }
         if corruption == .gzipOfText && container != .tgz { return }
         let sandbox = try Sandbox()
         let archive = sandbox.path(container.fileName)
         let entries: [Entry] = corruption == .emptyArchive ? [] :
             [.file("a.txt", String(repeating: "hello ", count: 5000)), .file("b.txt", "b")]
-        try Fixtures.build(entries, as: container, at: archive)
+        try await Fixtures.build(entries, as: container, at: archive)
         var bytes = try Data(contentsOf: URL(fileURLWithPath: archive))
         switch corruption {
         case .truncated: bytes = bytes.prefix(bytes.count / 2)
@@ -52,7 +52,7 @@ struct DuplicateAndCorruptTests {
         case .emptyArchive: break
         case .gzipOfText:
             try "just some text, not a tar\n".write(toFile: sandbox.path("t.txt"), atomically: false, encoding: .utf8)
-            _ = try Fixtures.python(["gzip", sandbox.path("t.txt"), sandbox.path("t.gz")])
+            _ = try await Fixtures.python(["gzip", sandbox.path("t.txt"), sandbox.path("t.gz")])
             bytes = try Data(contentsOf: URL(fileURLWithPath: sandbox.path("t.gz")))
         }
         try bytes.write(to: URL(fileURLWithPath: archive))

@@ -6,10 +6,10 @@ import Testing
 @Suite("Extractor behaviour")
 struct ExtractorBehaviourTests {
     @Test("The format is detected from content, whatever the file is called", arguments: Container.allCases)
-    func detection(container: Container) throws {
+    func detection(container: Container) async throws {
         let sandbox = try Sandbox()
         let archive = sandbox.path(container.fileName)
-        try Fixtures.build([.file("a.txt", "a")], as: container, at: archive)
+        try await Fixtures.build([.file("a.txt", "a")], as: container, at: archive)
         let expected: ArchiveFormat = switch container {
         case .zip: .zip
         case .tar: .tar
@@ -19,10 +19,10 @@ struct ExtractorBehaviourTests {
     }
 
     @Test("A destination that is not empty is refused and left alone")
-    func busyDestination() throws {
+    func busyDestination() async throws {
         let sandbox = try Sandbox()
         let archive = sandbox.path("a.zip")
-        try Fixtures.build([.file("a.txt", "a")], as: .zip, at: archive)
+        try await Fixtures.build([.file("a.txt", "a")], as: .zip, at: archive)
         let error = #expect(throws: ArchiveError.self) {
             try SafeExtractor(logger: testLogger).extract(archiveAt: archive, into: sandbox.sentinel)
         }
@@ -31,10 +31,10 @@ struct ExtractorBehaviourTests {
     }
 
     @Test("An existing empty destination is used")
-    func emptyDestination() throws {
+    func emptyDestination() async throws {
         let sandbox = try Sandbox()
         let archive = sandbox.path("a.tgz")
-        try Fixtures.build([.file("a.txt", "a")], as: .tgz, at: archive)
+        try await Fixtures.build([.file("a.txt", "a")], as: .tgz, at: archive)
         try FileManager.default.createDirectory(atPath: sandbox.destination, withIntermediateDirectories: false)
         let counts = try SafeExtractor(logger: testLogger).extract(archiveAt: archive, into: sandbox.destination)
         #expect(counts == ArchiveCounts(files: 1, totalBytes: 1))
@@ -42,7 +42,7 @@ struct ExtractorBehaviourTests {
     }
 
     @Test("Removing a partial extraction never follows symlinks")
-    func removalDoesNotFollowLinks() throws {
+    func removalDoesNotFollowLinks() async throws {
         let sandbox = try Sandbox()
         let tree = sandbox.path("partial")
         try FileManager.default.createDirectory(atPath: tree + "/ro/sub", withIntermediateDirectories: true)

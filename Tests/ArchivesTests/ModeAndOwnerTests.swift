@@ -16,8 +16,8 @@ struct ModeAndOwnerTests {
     ]
 
     @Test("A8: setuid/setgid/sticky and group/other write are dropped", arguments: Container.allCases)
-    func a8Modes(container: Container) throws {
-        try extractOK(Self.entries, as: container) { root, _ in
+    func a8Modes(container: Container) async throws {
+        try await extractOK(Self.entries, as: container) { root, _ in
             let expected = ["suid": 0o755, "world-writable": 0o644, "exec": 0o755, "private": 0o644,
                             "sticky": 0o755, "sgid": 0o755, "sgid/inner": 0o755, "sgid/inner/file": 0o755]
             for (path, mode) in expected {
@@ -28,11 +28,11 @@ struct ModeAndOwnerTests {
     }
 
     @Test("A8: ownership is the configured uid/gid (needs root)", arguments: Container.allCases)
-    func a8OwnerNeedsRoot(container: Container) throws {
+    func a8OwnerNeedsRoot(container: Container) async throws {
         // Fails rather than skips: CI runs as root, and a silent pass would hide a missing check.
         try #require(getuid() == 0, "this test needs root (chown); run it through ops/test")
         let owner = SafeExtractor.Options.Owner(uid: 2000, gid: 2001)
-        try extractOK(Self.entries + [.symlink("link", to: "exec")], as: container,
+        try await extractOK(Self.entries + [.symlink("link", to: "exec")], as: container,
                       options: .init(owner: owner)) { root, _ in
             for path in try FileManagerHelpers.tree(root) + [""] {
                 let facts = FileFacts(root + "/" + path)
@@ -42,14 +42,14 @@ struct ModeAndOwnerTests {
     }
 
     @Test("A12: files inside 0555 directories still extract", arguments: Container.allCases)
-    func a12ReadOnlyDirectories(container: Container) throws {
+    func a12ReadOnlyDirectories(container: Container) async throws {
         let entries: [Entry] = [
             .dir("ro/", mode: 0o555),
             .file("ro/f.txt", "f", mode: 0o444),
             .dir("ro/sub/", mode: 0o555),
             .file("ro/sub/g.txt", "g"),
         ]
-        try extractOK(entries, as: container) { root, counts in
+        try await extractOK(entries, as: container) { root, counts in
             #expect(counts.files == 2 && counts.directories == 2)
             #expect(contents(root + "/ro/f.txt") == "f")
             #expect(contents(root + "/ro/sub/g.txt") == "g")

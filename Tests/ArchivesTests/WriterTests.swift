@@ -6,7 +6,7 @@ import Testing
 @Suite("Archive creation (A14)")
 struct WriterTests {
     @Test("A14: a symlink to / is stored as a symlink, never followed")
-    func a14SymlinkToRoot() throws {
+    func a14SymlinkToRoot() async throws {
         let sandbox = try Sandbox()
         let tree = sandbox.path("droplet")
         try FileManager.default.createDirectory(atPath: tree, withIntermediateDirectories: false)
@@ -16,7 +16,7 @@ struct WriterTests {
         #expect(counts == ArchiveCounts(symlinks: 1))
         let size = try FileManager.default.attributesOfItem(atPath: output)[.size] as? Int ?? .max
         #expect(size < 1024, "archive is \(size) bytes")
-        let rows = try Fixtures.list(output)
+        let rows = try await Fixtures.list(output)
         #expect(rows.map(\.name) == ["evil"])
         #expect(rows.first?.type == "symlink" && rows.first?.target == "/")
 
@@ -27,7 +27,7 @@ struct WriterTests {
     }
 
     @Test("A14: ZipWriter stores a symlink to / as a symlink")
-    func a14Zip() throws {
+    func a14Zip() async throws {
         let sandbox = try Sandbox()
         let tree = sandbox.path("app")
         try FileManager.default.createDirectory(atPath: tree, withIntermediateDirectories: false)
@@ -44,7 +44,7 @@ struct WriterTests {
     }
 
     @Test("A normal app tree round-trips byte-identically through TarGzWriter and SafeExtractor")
-    func tarRoundTrip() throws {
+    func tarRoundTrip() async throws {
         let sandbox = try Sandbox()
         let tree = sandbox.path("app")
         let files = try AppTree.make(at: tree)
@@ -58,7 +58,7 @@ struct WriterTests {
         #expect(extracted.totalBytes == packed.totalBytes)
         try AppTree.expectSame(files, source: tree, copy: sandbox.destination)
 
-        let rows = try Fixtures.list(output)
+        let rows = try await Fixtures.list(output)
         // Depth first, each directory's children in byte order; no FIFO.
         #expect(rows.map(\.name) == [
             "app", "app/.profile", "app/current", "app/empty", "app/empty.txt", "app/lib", "app/lib/deep",
@@ -71,12 +71,12 @@ struct WriterTests {
     }
 
     @Test("TarGzWriter is deterministic: the same tree gives the same bytes")
-    func deterministic() throws {
+    func deterministic() async throws {
         let sandbox = try Sandbox()
         let tree = sandbox.path("app")
         _ = try AppTree.make(at: tree)
         try TarGzWriter(logger: testLogger).write(directory: tree, to: sandbox.path("one.tgz"))
-        Thread.sleep(forTimeInterval: 1.1)
+        try await Task.sleep(for: .milliseconds(1100))
         try TarGzWriter(logger: testLogger).write(directory: tree, to: sandbox.path("two.tgz"))
         let one = try Data(contentsOf: URL(fileURLWithPath: sandbox.path("one.tgz")))
         let two = try Data(contentsOf: URL(fileURLWithPath: sandbox.path("two.tgz")))
@@ -84,7 +84,7 @@ struct WriterTests {
     }
 
     @Test("A normal app tree round-trips through ZipWriter and SafeExtractor")
-    func zipRoundTrip() throws {
+    func zipRoundTrip() async throws {
         let sandbox = try Sandbox()
         let tree = sandbox.path("app")
         let files = try AppTree.make(at: tree, withSpecialFile: false)
@@ -98,7 +98,7 @@ struct WriterTests {
     }
 
     @Test("ZipWriter refuses paths that leave the root", arguments: ["../x", "/etc/passwd", "a/../../x"])
-    func zipRefusesEscapes(path: String) throws {
+    func zipRefusesEscapes(path: String) async throws {
         let sandbox = try Sandbox()
         let error = #expect(throws: ArchiveError.self) {
             try ZipWriter(logger: testLogger).write(paths: [path], relativeTo: sandbox.sentinel, to: sandbox.path("x.zip"))

@@ -17,7 +17,7 @@ extension ControllerIntegration {
 
                 let clock = ContinuousClock()
                 let pollStart = clock.now
-                async let woken = p.assignments("dea-1", after: version, wait: 20)
+                async let woken = p.assignments("dea-1", after: version, wait: 60)
                 try await p.waitForSubscribers(1)  // from here on the start wakes the poll
                 try await Task.sleep(for: .milliseconds(300))  // and it has read and parked by now
                 let started = try await p.post("/v3/apps/\(app)/actions/start", t.token, "{}")
@@ -27,8 +27,8 @@ extension ControllerIntegration {
                 let answered = clock.now
                 let delay = answered - committed
                 print("assignments long-poll answered \(delay) after the start's commit (\(answered - pollStart) in all)")
-                // Far below the 20 s wait, with room for a loaded machine.
-                #expect(delay < .seconds(5), "the NOTIFY wakes the poll, not its timeout")
+                // Far below the 60 s wait, with room for a loaded machine.
+                #expect(delay < .seconds(30), "the NOTIFY wakes the poll, not its timeout")
                 #expect(answered - pollStart >= .milliseconds(300), "it waited for the change")
                 #expect(set.version > version)
                 #expect(set.instances.count == 1)
@@ -45,17 +45,17 @@ extension ControllerIntegration {
                 let clock = ContinuousClock()
                 try await withThrowingTaskGroup(of: (agent: Int, routes: Int).self) { group in
                     for i in 0..<24 {
-                        group.addTask { (try await p.assignments("dea-\(i % 8)", after: version, wait: 20).instances.count, 0) }
+                        group.addTask { (try await p.assignments("dea-\(i % 8)", after: version, wait: 60).instances.count, 0) }
                     }
                     for _ in 0..<8 {
-                        group.addTask { (0, try await p.routeTable(after: routes, wait: 20).version > routes ? 1 : 0) }
+                        group.addTask { (0, try await p.routeTable(after: routes, wait: 60).version > routes ? 1 : 0) }
                     }
                     try await p.waitForSubscribers(32)
                     try await Task.sleep(for: .milliseconds(300))
-                    // Polls holding connections would keep it waiting for their 20 s.
+                    // Polls holding connections would keep it waiting for their 60 s.
                     let busy = clock.now
                     #expect(try await p.get("/v3/apps", t.token).status == .ok)
-                    #expect(clock.now - busy < .seconds(5), "an ordinary request is served while polls are parked")
+                    #expect(clock.now - busy < .seconds(30), "an ordinary request is served while polls are parked")
                     // Eight instances of 256 MB on eight agents of 256 MB: one each, so every poll wakes.
                     let woke = clock.now
                     _ = try await p.startedApp("web", t, instances: 8)
@@ -66,7 +66,7 @@ extension ControllerIntegration {
                     }
                     #expect(assigned == 24, "each parked agent poll answered with its agent's one instance")
                     #expect(routers == 8, "each parked router poll answered with a newer table")
-                    #expect(clock.now - woke < .seconds(10))
+                    #expect(clock.now - woke < .seconds(30))
                 }
             }
         }
@@ -81,11 +81,11 @@ extension ControllerIntegration {
                 let elapsed = clock.now - start
                 #expect(set.version == version)
                 #expect(set.instances.isEmpty)
-                #expect(elapsed >= .milliseconds(950) && elapsed < .seconds(5), "\(elapsed)")
-                // A different `after` answers at once (not after its 20 s wait).
+                #expect(elapsed >= .milliseconds(950) && elapsed < .seconds(30), "\(elapsed)")
+                // A different `after` answers at once (not after its 60 s wait).
                 let quick = clock.now
-                #expect(try await p.assignments("dea-1", after: version + 7, wait: 20).version == version)
-                #expect(clock.now - quick < .seconds(5))
+                #expect(try await p.assignments("dea-1", after: version + 7, wait: 60).version == version)
+                #expect(clock.now - quick < .seconds(30))
                 // Another agent's change does not wake this one.
                 try await p.registerAgent("dea-2")
                 let other = clock.now

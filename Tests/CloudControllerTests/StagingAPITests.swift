@@ -58,7 +58,7 @@ extension ControllerIntegration {
                 let package = try await p.readyPackage(app: app, token: t.token).guid
                 let clock = ContinuousClock()
                 let pollStart = clock.now
-                async let woken = p.poll("stager-1", wait: 20)
+                async let woken = p.poll("stager-1", wait: 60)
                 try await p.waitForSubscribers(1)  // from here on the build wakes the poll
                 try await Task.sleep(for: .milliseconds(300))  // and it has read and parked by now
                 let created = try await p.build(package: package, token: t.token)
@@ -68,8 +68,8 @@ extension ControllerIntegration {
                 let answered = clock.now
                 print("staging poll answered \(answered - committed) after the build's commit")
                 #expect(answer.jobs.map(\.buildGUID) == [created.guid])
-                // Far below the 20 s wait, with room for a loaded machine.
-                #expect(answered - committed < .seconds(5), "the NOTIFY wakes the poll, not its timeout")
+                // Far below the 60 s wait, with room for a loaded machine.
+                #expect(answered - committed < .seconds(30), "the NOTIFY wakes the poll, not its timeout")
                 #expect(answered - pollStart >= .milliseconds(300), "it waited for the build")
             }
         }
@@ -82,18 +82,18 @@ extension ControllerIntegration {
                 let quiet = clock.now
                 #expect(try await p.poll("stager-1", wait: 1).jobs.isEmpty)
                 let waited = clock.now - quiet
-                #expect(waited >= .milliseconds(950) && waited < .seconds(5), "\(waited)")
+                #expect(waited >= .milliseconds(950) && waited < .seconds(30), "\(waited)")
                 // No free slot: a heartbeat, answered at once and claiming nothing though work is queued.
                 let build = try await p.queuedBuild(app: app, token: t.token)
                 let beat = clock.now
-                #expect(try await p.poll("stager-1", slots: 0, wait: 30).jobs.isEmpty)
-                #expect(clock.now - beat < .seconds(5), "not after its 30 s wait")
+                #expect(try await p.poll("stager-1", slots: 0, wait: 60).jobs.isEmpty)
+                #expect(clock.now - beat < .seconds(30), "not after its 60 s wait")
                 // A build of a stack the stager lacks is not handed out.
                 #expect(try await p.poll("stager-2", stacks: ["another-stack"]).jobs.isEmpty)
                 // A poll with work queued answers at once whatever its wait.
                 let busy = clock.now
-                #expect(try await p.poll("stager-1", wait: 30).jobs.map(\.buildGUID) == [build])
-                #expect(clock.now - busy < .seconds(5), "not after its 30 s wait")
+                #expect(try await p.poll("stager-1", wait: 60).jobs.map(\.buildGUID) == [build])
+                #expect(clock.now - busy < .seconds(30), "not after its 60 s wait")
                 // Bad polls.
                 #expect(try await p.pollReply("Stager_1").status == .unprocessableContent)
                 #expect(try await p.pollReply("stager-1", slots: -1).status == .unprocessableContent)
@@ -116,19 +116,19 @@ extension ControllerIntegration {
                 }
                 let clock = ContinuousClock()
                 try await withThrowingTaskGroup(of: Int.self) { group in
-                    for i in 0..<8 { group.addTask { try await p.poll("stager-\(i)", wait: 20).jobs.count } }
+                    for i in 0..<8 { group.addTask { try await p.poll("stager-\(i)", wait: 60).jobs.count } }
                     try await p.waitForSubscribers(8)
                     try await Task.sleep(for: .milliseconds(300))
-                    // Polls holding connections would keep it waiting for their 20 s.
+                    // Polls holding connections would keep it waiting for their 60 s.
                     let busy = clock.now
                     #expect(try await p.get("/v3/apps", t.token).status == .ok)
-                    #expect(clock.now - busy < .seconds(5), "an ordinary request is served while polls are parked")
+                    #expect(clock.now - busy < .seconds(30), "an ordinary request is served while polls are parked")
                     let woke = clock.now
                     for package in packages { #expect(try await p.build(package: package, token: t.token).status == .created) }
                     var claimed = 0
                     for try await count in group { claimed += count }
                     #expect(claimed == 8, "each parked poll took one build")
-                    #expect(clock.now - woke < .seconds(10))
+                    #expect(clock.now - woke < .seconds(30))
                 }
             }
         }

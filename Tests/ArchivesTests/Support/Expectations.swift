@@ -20,10 +20,10 @@ func expectRefused(
     patchDeclaredSize: Int? = nil,
     extractWithin: Duration? = nil,
     sourceLocation: SourceLocation = #_sourceLocation
-) throws -> ArchiveError? {
+) async throws -> ArchiveError? {
     let sandbox = try Sandbox()
     let archive = sandbox.path(container.fileName)
-    try Fixtures.build(entries(sandbox), as: container, at: archive, pax: pax, patchDeclaredSize: patchDeclaredSize)
+    try await Fixtures.build(entries(sandbox), as: container, at: archive, pax: pax, patchDeclaredSize: patchDeclaredSize)
     let extractor = SafeExtractor(limits: limits, options: options, logger: testLogger)
     var caught: ArchiveError?
     let start = ContinuousClock.now
@@ -60,10 +60,10 @@ func extractOK(
     options: SafeExtractor.Options = .init(),
     sourceLocation: SourceLocation = #_sourceLocation,
     check: (String, ArchiveCounts) throws -> Void
-) throws {
+) async throws {
     let sandbox = try Sandbox()
     let archive = sandbox.path(container.fileName)
-    try Fixtures.build(entries, as: container, at: archive)
+    try await Fixtures.build(entries, as: container, at: archive)
     let counts = try SafeExtractor(options: options, logger: testLogger)
         .extract(archiveAt: archive, into: sandbox.destination)
     try check(sandbox.destination, counts)

@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 
 /// The container formats a crafted archive can be written in.
@@ -70,13 +71,13 @@ enum Fixtures {
 
     /// Crafts an archive with `entries` at `path` in the given container format.
     static func build(_ entries: [Entry], as container: Container, at path: String, pax: Bool = false,
-                      patchDeclaredSize: Int? = nil) throws {
+                      patchDeclaredSize: Int? = nil) async throws {
         let spec = Spec(format: container.rawValue, entries: entries, pax: pax ? true : nil,
                         patchDeclaredSize: patchDeclaredSize)
         let specPath = path + ".json"
         try JSONEncoder().encode(spec).write(to: URL(fileURLWithPath: specPath))
         defer { try? FileManager.default.removeItem(atPath: specPath) }
-        _ = try python(["build", specPath, path])
+        _ = try await python(["build", specPath, path])
     }
 
     /// One row of a tar listing made by Python's tarfile (an independent reader).
@@ -93,28 +94,15 @@ enum Fixtures {
         var size: Int
     }
 
-    static func list(_ path: String) throws -> [Row] {
-        try JSONDecoder().decode([Row].self, from: python(["list", path]))
+    static func list(_ path: String) async throws -> [Row] {
+        try JSONDecoder().decode([Row].self, from: await python(["list", path]))
     }
 
-    /// Runs the crafter with an argument vector (never a shell string).
-    static func python(_ arguments: [String]) throws -> Data {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
-        process.arguments = [scriptPath] + arguments
-        let out = Pipe()
-        let err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        try process.run()
-        // Read before waiting so a large listing cannot fill the pipe and deadlock.
-        let data = out.fileHandleForReading.readDataToEndOfFile()
-        let errors = err.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        guard process.terminationStatus == 0 else {
-            throw FixtureError(message: String(decoding: errors, as: UTF8.self))
-        }
-        return data
+    /// Runs the crafter with an argument vector (never a shell string), waiting off the test pool.
+    static func python(_ arguments: [String]) async throws -> Data {
+        let result = try await ChildProcess.run("/usr/bin/python3", [scriptPath] + arguments)
+        guard result.status == 0 else { throw FixtureError(message: result.errors) }
+        return result.stdout
     }
 }
 
