@@ -247,18 +247,8 @@ public actor ExecutionAgent {
     /// after ``stopAll()``: instances still running lose their network.
     public func teardownNetwork() async throws {
         try await network.teardown()
-        // The agent's (now empty) cgroup parent in every hierarchy. Right after the last
-        // instances were killed a hierarchy may refuse for a moment (EBUSY while their tasks
-        // finish exiting): retry for up to two seconds rather than leave it behind.
-        let parent = "/cflike/\(config.agentID)"
-        var paths = ((try? FileManager.default.contentsOfDirectory(atPath: "/sys/fs/cgroup")) ?? []).map { "/sys/fs/cgroup/\($0)\(parent)" }
-        paths.append("/sys/fs/cgroup\(parent)")
-        let deadline = ContinuousClock.now + .seconds(2)
-        for path in paths {
-            while rmdir(path) != 0, errno == EBUSY, ContinuousClock.now < deadline {
-                try? await Task.sleep(for: .milliseconds(50))
-            }
-        }
+        // The agent's (now empty) cgroup parent in every hierarchy.
+        await CgroupParent("/cflike/\(config.agentID)").remove()
     }
 
     // MARK: One instance

@@ -61,9 +61,11 @@ public actor Stager {
         try await host.network.prepare(keeping: [])
     }
 
-    /// Removes the staging network (nftables table, namespaces); for tests and cleanup.
+    /// Removes the staging network (nftables table, namespaces) and the stager's cgroup parent;
+    /// for tests and cleanup.
     public func teardownNetwork() async throws {
         try await host.network.teardown()
+        await CgroupParent("/cflike/\(config.stagerID)").remove()
     }
 
     /// Polls and stages until cancelled; running builds are cancelled with it.
@@ -102,14 +104,19 @@ public actor Stager {
         }
         for task in running.values { task.cancel() }
         for task in running.values { await task.value }
-        // Nothing survives a stager (builds are not resumed), so its network goes with it. This
-        // task is cancelled by now and a cancelled caller stops the commands it runs: tear down
-        // from a task of its own.
+        // Nothing survives a stager (builds are not resumed), so its network and the cgroup its
+        // containers lived under go with it. This task is cancelled by now and a cancelled caller
+        // stops the commands it runs (and its sleeps): tear down from a task of its own.
         let network = host.network
         let logger = self.logger
+        let cgroups = CgroupParent("/cflike/\(config.stagerID)")
         await Task {
             do { try await network.teardown() } catch {
                 logger.warning("cannot remove the staging network", metadata: ["error": "\(error)"])
+            }
+            let left = await cgroups.remove()
+            if !left.isEmpty {
+                logger.warning("cannot remove the stager's cgroups", metadata: ["left": "\(left.joined(separator: " "))"])
             }
         }.value
         logger.info("stager stopped", metadata: ["stager": "\(config.stagerID)"])

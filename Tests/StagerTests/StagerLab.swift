@@ -84,6 +84,10 @@ final class StagerLab: Sendable {
 
     func shutdown() async {
         try? await stager.teardownNetwork()
+        // runc removes each container's own cgroup; the stager removes the parent they shared.
+        let left = CgroupParent("/cflike/\(await stager.config.stagerID)").candidates
+            .filter { FileManager.default.fileExists(atPath: $0) }
+        #expect(left.isEmpty, "the stager's cgroup parent is left: \(left)")
         try? FileManager.default.removeItem(atPath: base)
     }
 

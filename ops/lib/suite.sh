@@ -50,3 +50,16 @@ suite_end() {
     [[ $FAIL -eq 0 ]] && exit 0
     exit 1
 }
+
+# remove_cgroup_parents ID...: the cgroup directories that the named agents' and stagers'
+# containers lived under (/cflike/ID in every hierarchy), depth first, once their containers
+# are deleted. A stager removes its own when it stops; an agent keeps its own across restarts
+# (its instances outlive it) and only `cf-like-server dea-cleanup` removes it.
+remove_cgroup_parents() {
+    local id root
+    for id in "$@"; do
+        for root in /sys/fs/cgroup/cflike /sys/fs/cgroup/*/cflike; do
+            if [[ -d "$root/$id" ]]; then find "$root/$id" -depth -type d -exec rmdir {} \; 2>/dev/null || true; fi
+        done
+    done
+}
