@@ -46,6 +46,28 @@ extension ControllerIntegration {
             }
         }
 
+        @Test func stagerCountsFollowTheBuildsNotItsLastPoll() async throws {
+            try await Platform.run { p in
+                try await p.adminBuildpack("ruby", url: "https://git.example.com/ruby-buildpack.git")
+                let t = try await p.tenant("alice")
+                let app = try await p.app("web", space: t.space, token: t.token)
+                let build = try await p.queuedBuild(app: app, token: t.token)
+                func stager() async throws -> StagerResource {
+                    let list = try await p.get("/v3/admin/stagers?ids=stager-1", p.adminToken)
+                    return try #require(try JSONDecoder().decode(ListResponse<StagerResource>.self, from: Data(list.body.utf8))
+                        .resources.first)
+                }
+                // It polled with two free slots and took the build: one staging, one free.
+                #expect(try await p.poll("stager-1", slots: 2).jobs.map(\.buildGUID) == [build])
+                var seen = try await stager()
+                #expect(seen.running == 1 && seen.freeSlots == 1, "\(seen)")
+                // The build ends while the stager is parked in its next poll: no poll tells it.
+                #expect(try await p.complete(build, .failed(.stagingError, "broken", duration: 1)).status == .noContent)
+                seen = try await stager()
+                #expect(seen.running == 0 && seen.freeSlots == 2, "\(seen)")
+            }
+        }
+
         @Test func adminSeesTheRouteTableRoutersSee() async throws {
             try await Platform.run { p in
                 let t = try await p.tenant("alice")

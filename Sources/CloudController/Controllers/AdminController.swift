@@ -65,9 +65,19 @@ struct AdminController {
                                   orderable: ["id": "id", "last_seen_at": "last_seen_at"], defaultOrder: "id")
         var filter = SQLFilter()
         if let ids = try query.parameters.list("ids") { filter.add("stagers.id = ANY(\(filter.bind(ids))::text[])") }
+        // What a stager reported at its last poll lags behind: it parks a long poll (up to its
+        // heartbeat interval) while builds run, and a build that ends meanwhile would still count.
+        // The builds it holds are counted now; its free slots are its capacity at that poll
+        // (running + free) less those.
         return try await services.list(
             select: "stagers.id, stagers.stager_version, stagers.stacks, stagers.running, stagers.free_slots, stagers.first_seen_at, stagers.last_seen_at",
-            from: "stagers", table: "stagers", filter: filter, query: query, path: "/v3/admin/stagers") { row in
+            from: """
+                (SELECT s.id, s.stager_version, s.stacks, held.n AS running,
+                   greatest(0, s.running + s.free_slots - held.n) AS free_slots, s.first_seen_at, s.last_seen_at
+                 FROM stagers s CROSS JOIN LATERAL
+                   (SELECT count(*)::integer AS n FROM builds b WHERE b.claimed_by = s.id AND b.state = 'STAGING') held) AS stagers
+                """,
+            table: "stagers", filter: filter, query: query, path: "/v3/admin/stagers") { row in
             StagerResource(id: try row.decode("id"), version: try row.decode("stager_version"), stacks: try row.decode("stacks"),
                            running: try row.decode("running"), freeSlots: try row.decode("free_slots"),
                            firstSeenAt: try Rows.timestamp(row, "first_seen_at"), lastSeenAt: try Rows.timestamp(row, "last_seen_at"))
