@@ -48,9 +48,7 @@ extension ControllerIntegration {
 
         @Test func stagerCountsFollowTheBuildsNotItsLastPoll() async throws {
             try await Platform.run { p in
-                try await p.adminBuildpack("ruby", url: "https://git.example.com/ruby-buildpack.git")
-                let t = try await p.tenant("alice")
-                let app = try await p.app("web", space: t.space, token: t.token)
+                let (t, app) = try await StagingAPI.setUp(p)
                 let build = try await p.queuedBuild(app: app, token: t.token)
                 func stager() async throws -> StagerResource {
                     let list = try await p.get("/v3/admin/stagers?ids=stager-1", p.adminToken)
