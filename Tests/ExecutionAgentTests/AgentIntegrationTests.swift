@@ -41,11 +41,11 @@ import Testing
             // Stop: the launcher passes TERM on, so python exits well before the grace period ends.
             // Judged by how it ended (TERM's 143, not the 137 of the agent's SIGKILL after the 3 s
             // grace period), not by the clock: a loaded machine may take a while to stop it.
-            let instanceDir = lab.agent.runner.paths(assignment.instanceGUID).base
-            let cgroup = lab.agent.runner.cgroupPath(InstanceRecord(assignment: assignment, now: Date()))
-            let stopped = Task { try await lab.agent.nextEvent(where: { $0.type == .stopped }, timeout: .seconds(30)) }
+            let instanceDir = lab.instanceDirectory(assignment.instanceGUID)
+            let cgroup = lab.cgroupPath(assignment.instanceGUID)
+            let stopped = lab.agent.expectEvent(where: { $0.type == .stopped })
             await lab.agent.converge(to: [])
-            let stop = try await stopped.value
+            let stop = try await stopped.wait(timeout: .seconds(30))
             #expect(stop.exitStatus == 143, "\(stop)")
             #expect(await lab.agent.reports().isEmpty)
             #expect(!FileManager.default.fileExists(atPath: instanceDir))
@@ -105,9 +105,9 @@ import Testing
         try await AgentLab.with("crash", slot: 3) { lab in
             let assignment = lab.assignment()
             let report = try await lab.start(assignment)
-            let crashed = Task { try await lab.agent.nextEvent(where: { $0.type == .crashed }, timeout: .seconds(20)) }
+            let crashed = lab.agent.expectEvent(where: { $0.type == .crashed })
             _ = try? lab.get(report, "/crash")
-            let event = try await crashed.value
+            let event = try await crashed.wait(timeout: .seconds(20))
             #expect(event.exitStatus == 3)
             #expect(event.reason == "exited with status 3")
             #expect(event.crashCount == 1)
@@ -117,9 +117,9 @@ import Testing
 
             let hog = lab.assignment(index: 1, memoryMB: 64)
             let hogReport = try await lab.start(hog, also: [assignment])
-            let oom = Task { try await lab.agent.nextEvent(where: { $0.type == .crashed && $0.instanceGUID == hog.instanceGUID }, timeout: .seconds(30)) }
+            let oom = lab.agent.expectEvent(where: { $0.type == .crashed && $0.instanceGUID == hog.instanceGUID })
             _ = try? AgentLab.run("/usr/bin/curl", ["-s", "-m", "3", "http://\(hogReport.containerAddress ?? ""):8080/oom"])
-            let oomEvent = try await oom.value
+            let oomEvent = try await oom.wait(timeout: .seconds(30))
             #expect(oomEvent.reason == "out of memory")
             #expect(oomEvent.exitStatus == 137)
         }
@@ -136,9 +136,9 @@ import Testing
             #expect(sleeping.state == .running)
             // http on an endpoint answering 500: never healthy, crashed after the start timeout.
             let failing = lab.assignment(index: 2, health: HealthCheckSpec(type: .http, endpoint: "/fail", timeoutSeconds: 2))
-            let waiter = Task { try await lab.agent.nextEvent(where: { $0.instanceGUID == failing.instanceGUID }, timeout: .seconds(30)) }
+            let waiter = lab.agent.expectEvent(where: { $0.instanceGUID == failing.instanceGUID })
             await lab.agent.converge(to: [web, sleeper, failing])
-            let event = try await waiter.value
+            let event = try await waiter.wait(timeout: .seconds(30))
             #expect(event.type == .crashed)
             #expect(event.reason.hasPrefix("Instance never healthy after 2s: Failed to get HTTP 200 from /fail: got 500"))
             // The healthy ones are untouched.
@@ -153,13 +153,13 @@ import Testing
             let report = try await lab.start(assignment)
             _ = try? lab.get(report, "/forkbomb")
             try await Task.sleep(for: .seconds(2))
-            let stats = try CgroupReader().stats(cgroupPath: lab.agent.runner.cgroupPath(InstanceRecord(assignment: assignment, now: Date())))
+            let stats = try CgroupReader().stats(cgroupPath: lab.cgroupPath(assignment.instanceGUID))
             #expect(stats.pidsLimit == 128)
             #expect((stats.pidsCurrent ?? 0) <= 128)
             // The agent still answers and stops the instance (SIGKILL after the grace period).
-            let stopped = Task { try await lab.agent.nextEvent(where: { $0.type == .stopped }, timeout: .seconds(30)) }
+            let stopped = lab.agent.expectEvent(where: { $0.type == .stopped })
             await lab.agent.converge(to: [])
-            _ = try await stopped.value
+            _ = try await stopped.wait(timeout: .seconds(30))
             #expect(await lab.agent.reports().isEmpty)
         }
     }

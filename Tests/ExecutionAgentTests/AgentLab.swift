@@ -85,9 +85,15 @@ final class AgentLab: Sendable {
         try await agent.prepare()
         let agent = self.agent
         let logs = self.logs
-        await agent.observeLogs { lines in logs.append(lines) }
+        agent.observeLogs { lines in logs.append(lines) }
         loops = Task { await agent.runLoops() }
     }
+
+    /// Where the agent keeps the instance's record, layers and log.
+    func instanceDirectory(_ guid: String) -> String { config.stateDirectory + "/instances/" + guid }
+
+    /// The instance's cgroup in every hierarchy.
+    func cgroupPath(_ guid: String) -> String { "/cflike/\(config.agentID)/\(guid)" }
 
     func shutdown() async {
         await agent.stopAll()
@@ -206,11 +212,9 @@ final class AgentLab: Sendable {
 
     /// Starts `assignment` (alongside what already runs) and waits for it to become healthy.
     func start(_ assignment: InstanceAssignment, also others: [InstanceAssignment] = []) async throws -> InstanceReport {
-        let waiter = Task { [agent] in
-            try await agent.nextEvent(where: { $0.instanceGUID == assignment.instanceGUID && $0.type != .stopped }, timeout: .seconds(60))
-        }
+        let waiter = agent.expectEvent { $0.instanceGUID == assignment.instanceGUID && $0.type != .stopped }
         await agent.converge(to: others + [assignment])
-        let event = try await waiter.value
+        let event = try await waiter.wait(timeout: .seconds(60))
         try #require(event.type == .running, "instance did not become healthy: \(event.type) \(event.reason)")
         return try #require(await agent.reports().first { $0.instanceGUID == assignment.instanceGUID })
     }

@@ -59,7 +59,7 @@ public enum ContainerStartBenchmark {
         try await agent.installDroplet(archive: archive, sha256: sha)
         try await agent.prepare()
         let firstLines = FirstLines()
-        await agent.observeLogs { lines in
+        agent.observeLogs { lines in
             for line in lines where line.message == "started" && line.sourceType.hasPrefix("APP/") {
                 firstLines.record(app: line.appGUID, nanos: line.timestamp)
             }

@@ -1,6 +1,8 @@
 import Containers
 import Foundation
 import Logging
+import NIOPosix
+import PlatformClient
 import PlatformModels
 
 /// Builds, starts, signals and removes one instance's container; knows nothing of the CC.
@@ -9,8 +11,8 @@ import PlatformModels
 /// layer with its own `/etc/hosts` and `/etc/hostname` → overlay root filesystem → network
 /// namespace, veth and host port → OCI bundle from ``SecureSpec`` → the shim runs
 /// `runc create` + `runc start` and from then on owns the container's stdio and exit status.
-struct InstanceRunner: Sendable {
-    let runc: Runc
+struct InstanceRunner: InstanceRuntime {
+    let runc: any ContainerRuntime
     let shim: ContainerShim
     let network: ContainerNetwork
     let droplets: DropletCache
@@ -19,7 +21,36 @@ struct InstanceRunner: Sendable {
     let agentID: String
     let hostAddress: String
     let pidsLimit: Int
+    let threadPool: NIOThreadPool
+    let probeClient: HealthProbe
     let logger: Logger
+
+    /// The runner of an agent: its state directory laid out, runc, shim, network and droplet
+    /// cache configured from `config`.
+    static func make(config: AgentConfig, client: ComponentClient?, threadPool: NIOThreadPool, logger: Logger) throws -> InstanceRunner {
+        let state = config.stateDirectory
+        let fm = FileManager.default
+        for dir in [state, state + "/instances", state + "/runc", state + "/droplets"] {
+            try fm.createDirectory(atPath: dir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        }
+        // The stack skeleton is a lower layer of running overlays: build it once, never rewrite it under them.
+        let stack = state + "/stack"
+        if !fm.fileExists(atPath: stack + "/etc/passwd") {
+            try HostStack(hostname: "localhost").buildSkeleton(at: stack)
+        }
+        chmod(state, 0o711)
+        let runc = try Runc(executable: config.runcPath, root: state + "/runc", logger: logger)
+        let shim = try ContainerShim(executable: config.shimPath, runc: runc, logMaxBytes: config.logMaxBytes,
+                                     linesPerSecond: config.logLinesPerSecond, burst: config.logLinesPerSecond * 2, logger: logger)
+        let network = try ContainerNetwork(
+            config: ContainerNetworkConfig(subnet: config.subnet, hostPortRange: config.hostPortRange, allowOutbound: config.allowOutbound,
+                                           tableName: config.nftablesTable, interfacePrefix: config.interfacePrefix),
+            logger: logger)
+        let droplets = try DropletCache(root: state + "/droplets", client: client, threadPool: threadPool, logger: logger)
+        return InstanceRunner(runc: runc, shim: shim, network: network, droplets: droplets, stackSkeleton: stack,
+                              instancesRoot: state + "/instances", agentID: config.agentID, hostAddress: config.hostAddress,
+                              pidsLimit: config.pidsLimit, threadPool: threadPool, probeClient: HealthProbe(), logger: logger)
+    }
 
     func paths(_ guid: String) -> InstancePaths { InstancePaths(root: instancesRoot, guid: guid) }
 
@@ -118,7 +149,7 @@ struct InstanceRunner: Sendable {
     }
 
     /// Signals the container's first process (`all`: every process in it).
-    func signal(_ record: InstanceRecord, _ signal: Int32, all: Bool = false) async {
+    func signal(_ record: InstanceRecord, _ signal: Int32, all: Bool) async {
         do {
             try await runc.kill(id: record.containerID, signal: signal, all: all)
         } catch {
@@ -141,11 +172,6 @@ struct InstanceRunner: Sendable {
         case .exited(let code): return "exited with status \(code)"
         case .signaled(let signal): return "killed by signal \(signal)"
         }
-    }
-
-    /// Whether the shim still watches the container.
-    func isRunning(_ record: InstanceRecord) -> Bool {
-        ContainerShim.exit(stateDir: paths(record.guid).shim) == nil && ContainerShim.shimAlive(stateDir: paths(record.guid).shim)
     }
 
     /// Removes the container, its cgroup, mounts and network, but keeps the instance's
@@ -198,6 +224,72 @@ struct InstanceRunner: Sendable {
             }
         }
         return records
+    }
+
+    // MARK: InstanceRuntime
+
+    func layer(for droplet: DropletRef) async throws -> String {
+        try await droplets.layer(for: droplet)
+    }
+
+    func installDroplet(archive: String, sha256: String) async throws {
+        _ = try await droplets.install(archive: archive, sha256: sha256)
+    }
+
+    func shimAlive(_ record: InstanceRecord) -> Bool {
+        ContainerShim.shimAlive(stateDir: paths(record.guid).shim)
+    }
+
+    func containerIDs() async throws -> Set<String> {
+        Set(try await runc.list().map(\.id))
+    }
+
+    func reclaim(keeping records: [InstanceRecord], adoptedContainers: Set<String>) async throws {
+        for id in try await containerIDs() where !adoptedContainers.contains(id) {
+            logger.warning("removing unknown container", metadata: ["container": "\(id)"])
+            do { try await runc.delete(id: id, force: true) } catch {
+                logger.warning("cannot remove unknown container", metadata: ["container": "\(id)", "error": "\(error)"])
+            }
+        }
+        let kept = Dictionary(records.map { ($0.guid, $0) }, uniquingKeysWith: { first, _ in first })
+        // Mounts under our instance directory that no running instance uses.
+        let root = instancesRoot + "/"
+        for mount in (try? MountTable.current()) ?? [] where mount.hasPrefix(root) && mount.hasSuffix("/rootfs") {
+            let guid = String(mount.dropFirst(root.count).dropLast("/rootfs".count))
+            if kept[guid]?.startedAt == nil {
+                do { try OverlayMount.unmount(mount) } catch {
+                    logger.warning("cannot unmount a leftover root filesystem", metadata: ["mount": "\(mount)", "error": "\(error)"])
+                }
+            }
+        }
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: instancesRoot)) ?? [] where kept[name] == nil {
+            try? FileManager.default.removeItem(atPath: instancesRoot + "/" + name)
+        }
+        try await network.prepare(keeping: records.compactMap(\.attachment))
+    }
+
+    func probe(_ spec: HealthCheckSpec, address: String, port: Int) async -> HealthProbe.Outcome {
+        await probeClient.check(spec, address: address, port: port)
+    }
+
+    func counters(of record: InstanceRecord) -> CgroupStats? {
+        try? CgroupReader().stats(cgroupPath: cgroupPath(record))
+    }
+
+    func diskBytes(of record: InstanceRecord) async -> Int64? {
+        let upper = paths(record.guid).upper
+        let layer = record.dropletLayer.map { $0 + "/home/vcap" }
+        return try? await threadPool.runIfActive {
+            DiskUsage.bytes(under: upper) + (layer.map { DiskUsage.bytes(under: $0) } ?? 0)
+        }
+    }
+
+    func logDirectory(of guid: String) -> String { paths(guid).shim }
+
+    func teardown() async throws {
+        try await network.teardown()
+        // The agent's (now empty) cgroup parent in every hierarchy.
+        await CgroupParent("/cflike/\(agentID)").remove()
     }
 }
 
