@@ -75,6 +75,11 @@ let package = Package(
         ),
 
         // MARK: Shared
+        // Pure decision rules more than one component applies; no I/O, no dependencies.
+        .target(
+            name: "PlatformRules",
+            swiftSettings: swiftSettings
+        ),
         .target(
             name: "PlatformModels",
             dependencies: [
@@ -321,6 +326,11 @@ let package = Package(
         .testTarget(
             name: "PlatformModelsTests",
             dependencies: ["PlatformModels"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "PlatformRulesTests",
+            dependencies: ["PlatformRules"],
             swiftSettings: swiftSettings
         ),
         .testTarget(
