@@ -120,6 +120,7 @@ let package = Package(
                 "GitFetch",
                 "PostgresStore",
                 "PlatformModels",
+                "PlatformRules",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "_CryptoExtras", package: "swift-crypto"),
@@ -171,6 +172,7 @@ let package = Package(
             dependencies: [
                 "PlatformClient",
                 "PlatformModels",
+                "PlatformRules",
                 "PostgresStore",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Hummingbird", package: "hummingbird"),
@@ -339,6 +341,7 @@ let package = Package(
                 "CloudController",
                 "HealthManager",
                 "PlatformModels",
+                "PlatformRules",
                 "PostgresStore",
                 "TestSupport",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),

@@ -1,4 +1,5 @@
 import PlatformModels
+import PlatformRules
 
 /// The health manager's decisions as a pure function of (desired state, actual state, now).
 ///
@@ -7,7 +8,7 @@ import PlatformModels
 ///   known at all) are treated as gone: their indexes are placed again elsewhere;
 /// - several instances with one index on live agents are duplicates: the RUNNING one is kept
 ///   (then the one that entered its state last, then the lowest guid), the others stop;
-/// - an index without a kept instance is placed (see ``Placer``), or reported unplaced;
+/// - an index without a kept instance is placed (see ``PlatformRules/PlacementRule``), or reported unplaced;
 /// - a kept CRASHED instance restarts once its ``CrashBackoff`` wait is over; a RUNNING one up
 ///   for `resetAfter` gets its crash count reset;
 /// - an instance on a draining agent stops only once its index runs RUNNING on another agent,
@@ -54,7 +55,7 @@ public struct Decider: Sendable {
     public func decide(desired: DesiredState, actual: ActualState, now: Double) -> Plan {
         let fresh = isFresh(desired, now: now)
         let agents = Dictionary(actual.agents.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
-        var placer = Placer(agents: actual.agents.filter { isAlive($0, now: now) }, instances: actual.instances)
+        var placement = PlacementRule(alive: actual.agents.filter { isAlive($0, now: now) }, instances: actual.instances)
         var decisions: [Decision] = []
         var nextRestartAt: Double?
 
@@ -104,7 +105,7 @@ public struct Decider: Sendable {
                 }
 
                 guard let kept else {
-                    switch placer.place(process) {
+                    switch placement.place(process) {
                     case .success(let agent): decisions.append(.place(process: process.guid, index: index, agent: agent))
                     case .failure(let reason): decisions.append(.unplaced(process: process.guid, index: index, reason: reason.text))
                     }

@@ -24,9 +24,6 @@ public enum Decision: Sendable, Equatable, CustomStringConvertible {
     case resetCrashCount(instance: String, process: String, index: Int)
     case stop(instance: String, process: String, index: Int, agent: String, reason: StopReason)
 
-    /// Why nothing fits: no agent with room.
-    public static let insufficientResources = "insufficient resources"
-
     /// True for decisions that end or interrupt something running.
     public var isDisruptive: Bool {
         switch self {

@@ -1,10 +1,12 @@
 import Foundation
 import PlatformModels
+import PlatformRules
 import Testing
 
 @testable import CloudController
 
-/// The pure placement decision.
+/// The pure placement decision: which instances a change keeps, removes and creates (where new
+/// ones go is ``PlacementRule``'s, tested in PlatformRulesTests).
 @Suite struct AgentPlacementDecision {
     typealias P = Placement
 
@@ -14,9 +16,12 @@ import Testing
                          instances: instances, memoryMB: memory, diskMB: 100)
     }
 
-    static func agent(_ id: String, memory: Int, active: Bool = true, stacks: [String] = ["s"], instances: Int = 10) -> P.AgentRoom {
-        P.AgentRoom(id: id, isActive: active, stacks: stacks, freeMemoryMB: memory, freeDiskMB: 10_000, freeInstances: instances,
-                    capacityMemoryMB: memory)
+    /// An agent of `memory` MB and `instances` slots, of which `listed` instances of 256 MB are taken.
+    static func agent(_ id: String, memory: Int, active: Bool = true, stacks: [String] = ["s"], instances: Int = 10,
+                      listed: Int = 0) -> PlacementRule.Agent {
+        PlacementRule.Agent(id: id, stacks: stacks, accepting: active,
+                            capacity: .init(memoryMB: memory, diskMB: 10_000, instances: instances),
+                            listed: .init(memoryMB: 256 * listed, diskMB: 100 * listed, instances: listed))
     }
 
     static func instance(_ guid: String, process: String = "p1", index: Int, agent: String?, version: String = "v1",
@@ -54,7 +59,8 @@ import Testing
             Self.instance("extra", index: 2, agent: "a"),
             Self.instance("unplaced", index: 3, agent: nil),
         ]
-        let d = P.decide(desired: [Self.process(instances: 2)], current: current, agents: [Self.agent("a", memory: 256)],
+        // The three on a fill it; removing "old" and "extra" makes room again.
+        let d = P.decide(desired: [Self.process(instances: 2)], current: current, agents: [Self.agent("a", memory: 768, listed: 3)],
                          newGuid: Self.counter())
         #expect(Set(d.deletions) == ["old", "extra", "unplaced"])
         // The freed room goes to the replacement of index 1, which copies its generation's assignment.
@@ -63,11 +69,12 @@ import Testing
 
     @Test func stoppedAppsAndDropletChangesRemoveEverything() {
         let current = [Self.instance("i0", index: 0, agent: "a"), Self.instance("i1", index: 1, agent: "a")]
-        let stopped = P.decide(desired: [Self.process(instances: 2, droplet: nil)], current: current, agents: [Self.agent("a", memory: 0)])
+        let full = Self.agent("a", memory: 512, listed: 2)
+        let stopped = P.decide(desired: [Self.process(instances: 2, droplet: nil)], current: current, agents: [full])
         #expect(Set(stopped.deletions) == ["i0", "i1"])
         #expect(stopped.creations.isEmpty)
         let redeployed = P.decide(desired: [Self.process(instances: 1, droplet: "d2")], current: current,
-                                  agents: [Self.agent("a", memory: 0)], newGuid: Self.counter())
+                                  agents: [full], newGuid: Self.counter())
         #expect(Set(redeployed.deletions) == ["i0", "i1"])
         #expect(redeployed.creations.map(\.agentID) == ["a"], "the room of the old instances is free again")
         #expect(redeployed.creations.first?.template == nil)

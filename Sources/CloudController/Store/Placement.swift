@@ -1,181 +1,23 @@
 import Foundation
 import PlatformModels
+import PlatformRules
 import PostgresStore
 
-/// Simple placement of instances on execution agents, until a health manager takes it over.
+/// Placement of instances on execution agents when a user's change needs it.
 ///
 /// For each process of a STARTED app whose current droplet is STAGED, instances `0..<n` must
-/// exist for the current (process version, droplet); new ones go where the health manager's
-/// placer would put them (spread, then least loaded; see ``choose``) among the active agents
-/// with the app's stack and room (memory, disk, one more instance), and stay unplaced (no
-/// agent) when none fits. Everything else goes: extra indexes, older
-/// generations, instances of STOPPED apps, and instances on lost agents (re-created under a new
-/// guid so two agents never run the same one).
+/// exist for the current (process version, droplet); new ones go where
+/// ``PlatformRules/PlacementRule`` puts them (the rule the health manager applies too: spread,
+/// then least loaded, among the active agents with the app's stack and room), and stay unplaced
+/// (no agent) when none fits. Everything else goes: extra indexes, older generations, instances
+/// of STOPPED apps, and instances on lost agents (re-created under a new guid so two agents never
+/// run the same one).
 ///
-/// `decide` is the pure decision; `converge` reads the state, decides and applies it inside the
-/// caller's transaction. The `instances` triggers bump `agents.assignments_version` and NOTIFY
-/// `cflike_assignments` for every agent whose set changed.
+/// `decide` (Placement+Decision.swift) is the pure decision; `converge` reads the state, decides
+/// and applies it inside the caller's transaction, under the placement lock. The `instances`
+/// triggers bump `agents.assignments_version` and NOTIFY `cflike_assignments` for every agent
+/// whose set changed.
 enum Placement {
-    /// A process as placement sees it.
-    struct DesiredProcess: Sendable, Equatable {
-        var guid: String
-        var appGuid: String
-        var type: String
-        /// The app's stack; nil runs anywhere.
-        var stack: String?
-        var version: String
-        /// The current droplet when the app is STARTED and the droplet STAGED; nil means "run nothing".
-        var dropletGuid: String?
-        var instances: Int
-        var memoryMB: Int
-        var diskMB: Int
-
-        var target: Int { dropletGuid == nil ? 0 : max(0, instances) }
-    }
-
-    /// An instance that exists (desired placement).
-    struct CurrentInstance: Sendable, Equatable {
-        var guid: String
-        var processGuid: String
-        var index: Int
-        var agentID: String?
-        var processVersion: String
-        var dropletGuid: String
-        var memoryMB: Int
-        var diskMB: Int
-    }
-
-    /// An agent and the room left on it (capacity minus every instance placed there).
-    struct AgentRoom: Sendable, Equatable {
-        var id: String
-        var isActive: Bool
-        var stacks: [String]
-        var freeMemoryMB: Int
-        var freeDiskMB: Int
-        var freeInstances: Int
-        /// Its memory capacity (0: unknown), for the share in use.
-        var capacityMemoryMB: Int = 0
-
-        var memoryInUseShare: Double {
-            capacityMemoryMB > 0 ? 1 - Double(freeMemoryMB) / Double(capacityMemoryMB) : 0
-        }
-    }
-
-    /// An instance to create; `template` names an instance of the same generation whose
-    /// assignment it copies (nil: build a fresh one).
-    struct NewInstance: Sendable, Equatable {
-        var guid: String
-        var processGuid: String
-        var appGuid: String
-        var index: Int
-        var agentID: String?
-        var template: String?
-    }
-
-    /// What to change.
-    struct Decision: Sendable, Equatable {
-        var deletions: [String] = []
-        /// Unplaced instances that now fit somewhere: (instance guid, agent id).
-        var placements: [Placed] = []
-        var creations: [NewInstance] = []
-
-        var isEmpty: Bool { deletions.isEmpty && placements.isEmpty && creations.isEmpty }
-    }
-
-    struct Placed: Sendable, Equatable {
-        var instanceGuid: String
-        var agentID: String
-    }
-
-    /// The decision for `desired` (every process in scope) given the instances of those
-    /// processes and every agent. Deterministic for a given `newGuid`.
-    /// Instances on `draining` agents are kept (the health manager moves them, replacements
-    /// first), but only when no instance of the index runs elsewhere.
-    static func decide(desired: [DesiredProcess], current: [CurrentInstance], agents: [AgentRoom], draining: Set<String> = [],
-                       newGuid: () -> String = { UUID().uuidString.lowercased() }) -> Decision {
-        var rooms = Dictionary(agents.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
-        var decision = Decision()
-        func remove(_ instance: CurrentInstance) {
-            decision.deletions.append(instance.guid)
-            if let agent = instance.agentID, var room = rooms[agent] {
-                room.freeMemoryMB += instance.memoryMB
-                room.freeDiskMB += instance.diskMB
-                room.freeInstances += 1
-                rooms[agent] = room
-            }
-        }
-
-        let processes = desired.sorted { ($0.appGuid, $0.type, $0.guid) < ($1.appGuid, $1.type, $1.guid) }
-        let known = Set(processes.map(\.guid))
-        let byProcess = Dictionary(grouping: current, by: \.processGuid)
-        for instance in current.sorted(by: { ($0.processGuid, $0.index) < ($1.processGuid, $1.index) })
-        where !known.contains(instance.processGuid) {
-            remove(instance)
-        }
-
-        // First every removal, so the room they free is there for the placements below.
-        var plans: [(process: DesiredProcess, kept: [Int: CurrentInstance], template: String?)] = []
-        for process in processes {
-            var kept: [Int: CurrentInstance] = [:]
-            var template: String?
-            func rank(_ i: CurrentInstance) -> Int { i.agentID.map { draining.contains($0) ? 1 : 0 } ?? 0 }
-            for instance in (byProcess[process.guid] ?? []).sorted(by: { ($0.index, rank($0), $0.guid) < ($1.index, rank($1), $1.guid) }) {
-                let sameGeneration = instance.processVersion == process.version && instance.dropletGuid == process.dropletGuid
-                if sameGeneration, template == nil { template = instance.guid }
-                let onLiveAgent = instance.agentID.map { rooms[$0]?.isActive == true || draining.contains($0) } ?? true
-                if sameGeneration, onLiveAgent, instance.index < process.target, kept[instance.index] == nil {
-                    kept[instance.index] = instance
-                } else {
-                    remove(instance)
-                }
-            }
-            plans.append((process, kept, template))
-        }
-
-        // Instances each agent keeps per process, so new ones spread.
-        var spread: [String: [String: Int]] = [:]
-        for (process, kept, _) in plans {
-            for instance in kept.values { if let agent = instance.agentID { spread[agent, default: [:]][process.guid, default: 0] += 1 } }
-        }
-        for (process, kept, template) in plans {
-            for index in 0..<process.target {
-                if let instance = kept[index] {
-                    if instance.agentID == nil, let agent = choose(&rooms, &spread, for: process) {
-                        decision.placements.append(Placed(instanceGuid: instance.guid, agentID: agent))
-                    }
-                } else {
-                    decision.creations.append(NewInstance(
-                        guid: newGuid(), processGuid: process.guid, appGuid: process.appGuid, index: index,
-                        agentID: choose(&rooms, &spread, for: process), template: template))
-                }
-            }
-        }
-        return decision
-    }
-
-    /// The health manager's placement rule (``HealthManager/Placer``): among the active agents
-    /// with the stack and room (memory, disk, one more instance), the one with the fewest
-    /// instances of the process (spread), then the smallest share of its memory in use (least
-    /// loaded), then the lowest id. Takes its room.
-    static func choose(_ rooms: inout [String: AgentRoom], _ spread: inout [String: [String: Int]],
-                       for process: DesiredProcess) -> String? {
-        let fitting = rooms.values.filter { room in
-            room.isActive && room.freeMemoryMB >= process.memoryMB && room.freeDiskMB >= process.diskMB && room.freeInstances >= 1
-                && (process.stack.map { room.stacks.contains($0) } ?? true)
-        }
-        func count(_ room: AgentRoom) -> Int { spread[room.id]?[process.guid] ?? 0 }
-        guard let best = fitting.min(by: { a, b in
-            if count(a) != count(b) { return count(a) < count(b) }
-            if a.memoryInUseShare != b.memoryInUseShare { return a.memoryInUseShare < b.memoryInUseShare }
-            return a.id < b.id
-        }) else { return nil }
-        rooms[best.id]?.freeMemoryMB -= process.memoryMB
-        rooms[best.id]?.freeDiskMB -= process.diskMB
-        rooms[best.id]?.freeInstances -= 1
-        spread[best.id, default: [:]][process.guid, default: 0] += 1
-        return best.id
-    }
-
     // MARK: Applying it
 
     /// Serialises placements, so two requests never place on the same room or index.
@@ -219,22 +61,24 @@ enum Placement {
         }
         let agentRows = try conn.query(
             """
-            SELECT a.id, a.state, a.draining, a.stacks, a.capacity_memory_mb,
-              a.capacity_memory_mb - coalesce(sum(i.memory_mb), 0) AS free_memory,
-              a.capacity_disk_mb - coalesce(sum(i.disk_mb), 0) AS free_disk,
-              a.capacity_instances - count(i.guid) AS free_instances
+            SELECT a.id, a.state, a.draining, a.stacks, a.capacity_memory_mb, a.capacity_disk_mb, a.capacity_instances,
+              coalesce(sum(i.memory_mb), 0) AS listed_memory, coalesce(sum(i.disk_mb), 0) AS listed_disk,
+              count(i.guid) AS listed_instances
             FROM agents a LEFT JOIN instances i ON i.agent_id = a.id GROUP BY a.id
             """)
         let drainingIDs = try agentRows.filter { try $0.decode("state", as: String.self) == "active" && $0.decode("draining", as: Bool.self) }
             .map { try $0.decode("id", as: String.self) }
         // A draining agent keeps what it runs until the health manager moves it; nothing new goes there.
+        // No reported free room: the rows this decision deletes give their room back at once
+        // (a restart takes the place of what it replaces), which a report from before cannot know.
         let agents = try agentRows.map { row in
-            AgentRoom(
-                id: try row.decode("id"),
-                isActive: try row.decode("state", as: String.self) == "active" && !(try row.decode("draining", as: Bool.self)),
-                stacks: try row.decode("stacks"), freeMemoryMB: try row.decode("free_memory"),
-                freeDiskMB: try row.decode("free_disk"), freeInstances: try row.decode("free_instances"),
-                capacityMemoryMB: try row.decode("capacity_memory_mb"))
+            PlacementRule.Agent(
+                id: try row.decode("id"), stacks: try row.decode("stacks"),
+                accepting: try row.decode("state", as: String.self) == "active" && !(try row.decode("draining", as: Bool.self)),
+                capacity: PlacementRule.Resources(memoryMB: try row.decode("capacity_memory_mb"), diskMB: try row.decode("capacity_disk_mb"),
+                                                  instances: try row.decode("capacity_instances")),
+                listed: PlacementRule.Resources(memoryMB: try row.decode("listed_memory"), diskMB: try row.decode("listed_disk"),
+                                                instances: try row.decode("listed_instances")))
         }
         let decision = decide(desired: desired, current: current, agents: agents, draining: Set(drainingIDs))
         guard !decision.isEmpty else { return decision }
