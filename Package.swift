@@ -173,7 +173,6 @@ let package = Package(
                 "PlatformClient",
                 "PlatformModels",
                 "PlatformRules",
-                "PostgresStore",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
@@ -301,7 +300,7 @@ let package = Package(
         .testTarget(
             name: "HealthManagerTests",
             dependencies: [
-                "HealthManager", "PlatformModels", "PostgresStore", "TestSupport",
+                "HealthManager", "PlatformModels",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "NIOCore", package: "swift-nio"),

@@ -5,8 +5,10 @@ extension Schema {
     ///   its replacement to run, so the index is no longer unique. Each row carries the index's
     ///   crash count (copied to the instance that replaces a crashed one), the last crash and its
     ///   words, and why the index could not be placed.
-    /// - `component_leases` (the same table ``HealthManager/Lease`` creates): the health manager
-    ///   that holds `health-manager` acts; `health_managers` lists who asked, for status.
+    /// - `component_leases`: the health manager that holds `health-manager` acts (it takes the
+    ///   lease through the internal health API); `health_managers` lists who asked, for status.
+    ///   `IF NOT EXISTS` because the health manager once created this table itself; the
+    ///   migration text stays as it ran.
     /// - `alerts`: raised and resolved by the health manager, one active row per fingerprint
     ///   (a hash of the labels), history kept after resolution and after the app is deleted.
     /// - `health_version`: bumped (with `NOTIFY cflike_health`) by everything the health
