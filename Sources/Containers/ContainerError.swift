@@ -31,6 +31,8 @@ public struct ContainerError: Error, CustomStringConvertible, Sendable {
         case decoding
         /// A container, bundle or cgroup that should exist does not.
         case notFound
+        /// Another process owns what was asked for (a state directory's lock, see ``DirectoryLock``).
+        case inUse
         /// Anything else.
         case other
     }
