@@ -134,7 +134,7 @@ struct HealthManagerCommand: AsyncParsableCommand {
 struct DeaCleanup: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "dea-cleanup",
-        abstract: "Stop every app instance on this host and remove the agent's network (run with the agent stopped; needs root).",
+        abstract: "Stop every app instance on this host and remove the agent's network (refused while an agent runs on its state directory; needs root).",
         discussion: "Example:\n  cf-like-server dea-cleanup --config config/cf-like.yaml")
     @OptionGroup var options: CommonOptions
 
@@ -143,15 +143,18 @@ struct DeaCleanup: AsyncParsableCommand {
         let document = try options.document()
         let logger = options.logger("cf-like.dea", document: document)
         let config = try AgentConfig(document: document)
-        let threadPool = NIOThreadPool(numberOfThreads: 2)
-        threadPool.start()
-        let agent = try ExecutionAgent(config: config, client: nil, threadPool: threadPool, logger: logger)
-        try await agent.prepare()
-        let count = await agent.reports().count
-        await agent.stopAll()
-        try await agent.teardownNetwork()
-        try await threadPool.shutdownGracefully()
-        print("stopped \(count) instance(s); removed the agent's network")
+        // A running agent would see its instances stopped under it: refuse while one owns the directory.
+        try await AgentService.withStateDirectoryLocked(config) {
+            let threadPool = NIOThreadPool(numberOfThreads: 2)
+            threadPool.start()
+            let agent = try ExecutionAgent(config: config, client: nil, threadPool: threadPool, logger: logger)
+            try await agent.prepare()
+            let count = await agent.reports().count
+            await agent.stopAll()
+            try await agent.teardownNetwork()
+            try await threadPool.shutdownGracefully()
+            print("stopped \(count) instance(s); removed the agent's network")
+        }
     }
 }
 

@@ -16,10 +16,6 @@ enum ComponentRunner {
     static let allComponents = ["controller", "stager", "dea", "health-manager"]
 
     static func run(components: [String], document: ConfigDocument, pidFile: String?, logger: Logger) async throws {
-        if let pidFile {
-            try "\(getpid())\n".write(toFile: pidFile, atomically: true, encoding: .utf8)
-        }
-        defer { if let pidFile { try? FileManager.default.removeItem(atPath: pidFile) } }
         var services: [any Service] = []
         var pools: [PostgresPool] = []
         let threadPool = NIOThreadPool(numberOfThreads: 8)
@@ -59,6 +55,12 @@ enum ComponentRunner {
                 throw ConfigError("unknown component '\(component)'")
             }
         }
+        // Only now, with the agent's and stager's directories locked: a second copy refused at
+        // its lock must neither overwrite nor remove the running one's pid file.
+        if let pidFile {
+            try "\(getpid())\n".write(toFile: pidFile, atomically: true, encoding: .utf8)
+        }
+        defer { if let pidFile { try? FileManager.default.removeItem(atPath: pidFile) } }
         let group = ServiceGroup(services: services, gracefulShutdownSignals: [.sigterm, .sigint], cancellationSignals: [], logger: logger)
         do {
             try await group.run()
