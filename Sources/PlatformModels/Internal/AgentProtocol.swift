@@ -8,13 +8,18 @@
 /// | register (idempotent) | `PUT /internal/v1/agents/:agent_id` | ``AgentRegistration`` → ``AgentRegistered`` |
 /// | heartbeat | `PUT /internal/v1/agents/:agent_id/heartbeat` | ``AgentHeartbeat`` → ``HeartbeatAck`` (404 `unknown agent`: register again) |
 /// | assignments (long-poll) | `GET /internal/v1/agents/:agent_id/assignments?after=V&wait=S` | → ``AgentAssignments`` |
-/// | instance events | `POST /internal/v1/agents/:agent_id/events` | ``InstanceEventBatch`` → 204 |
-/// | log lines | `POST /internal/v1/logs` | ``LogBatch`` → 204 |
+/// | instance events | `POST /internal/v1/agents/:agent_id/events` | ``InstanceEventBatch`` → ``BatchAnswer`` |
+/// | log lines | `POST /internal/v1/logs` | ``LogBatch`` → ``BatchAnswer`` |
 /// | droplet bits | `GET /internal/v1/droplets/:guid/download` | → tar.gz bytes, header `X-Content-SHA256` |
 ///
 /// The assignments long-poll answers at once when the agent's assignment version differs
 /// from `after`, otherwise waits up to `wait` seconds (max 60) for a change (the CC is woken by
 /// `LISTEN cflike_assignments`) and then answers with the current set either way.
+///
+/// Heartbeat instances, events and log lines are judged one by one (BatchProtocol.swift): an
+/// invalid item is named in `rejected` and the rest are stored. Free text (`details`,
+/// `reason`, log messages) is cleaned, never refused: agents clean it where it enters too
+/// (``UntrustedText``).
 public enum AgentProtocol {
     /// The header carrying a droplet's SHA-256 on download.
     public static let sha256Header = "X-Content-SHA256"
@@ -132,7 +137,8 @@ public struct InstanceReport: Codable, Sendable, Equatable {
     public var memoryQuotaBytes: Int64
     public var diskQuotaBytes: Int64
     public var crashCount: Int
-    /// Why it is in this state (e.g. `out of memory`, `health check failed`), if anything.
+    /// Why it is in this state (e.g. `out of memory`, `health check failed`), if anything:
+    /// one line of at most 1 KiB (``UntrustedText/Field/reason``).
     public var details: String?
 
     enum CodingKeys: String, CodingKey {
@@ -188,10 +194,16 @@ public struct AgentHeartbeat: Codable, Sendable, Equatable {
 public struct HeartbeatAck: Codable, Sendable, Equatable {
     /// The agent's current assignment version (differs from the agent's: fetch again).
     public var assignmentsVersion: Int
+    /// Instance reports refused as invalid (their instances keep what was last stored for
+    /// them); nil from older controllers.
+    public var rejected: [BatchRejection]?
 
-    enum CodingKeys: String, CodingKey { case assignmentsVersion = "assignments_version" }
+    enum CodingKeys: String, CodingKey { case assignmentsVersion = "assignments_version", rejected }
 
-    public init(assignmentsVersion: Int) { self.assignmentsVersion = assignmentsVersion }
+    public init(assignmentsVersion: Int, rejected: [BatchRejection]? = nil) {
+        self.assignmentsVersion = assignmentsVersion
+        self.rejected = rejected
+    }
 }
 
 /// How an instance is checked (CONTRACTS.md, Health checks).
@@ -317,7 +329,8 @@ public struct InstanceEvent: Codable, Sendable, Equatable {
     public var type: Kind
     /// Exit status of the app's process when it exited (137 after SIGKILL/OOM).
     public var exitStatus: Int?
-    /// Human words: `out of memory`, `exited with status 3`, `health check failed`, ...
+    /// Human words: `out of memory`, `exited with status 3`, `health check failed`, ...: one
+    /// line of at most 1 KiB (``UntrustedText/Field/reason``).
     public var reason: String
     public var crashCount: Int
     public var timestamp: Double

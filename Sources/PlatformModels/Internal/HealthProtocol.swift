@@ -10,6 +10,9 @@
 /// | apply decisions | `POST /internal/v1/health/actions` | ``HealthActions`` → ``HealthActionsAnswer`` (409 without the lease) |
 /// | active alerts | `PUT /internal/v1/health/alerts` | ``HealthAlertSet`` → ``HealthAlertsAnswer`` (409 without the lease) |
 ///
+/// Actions and alerts are judged one by one (BatchProtocol.swift): an invalid one is named in
+/// `rejected` and the others are applied.
+///
 /// One health manager acts at a time: the holder of the lease `health-manager` in PostgreSQL.
 /// The controller checks the lease again inside the transaction that applies actions or
 /// alerts (fencing), so a holder whose lease lapsed while it was deciding changes nothing.
@@ -312,10 +315,13 @@ public struct HealthActionsAnswer: Codable, Sendable, Equatable {
     public var applied: Int
     /// One line per skipped action: what and why.
     public var skipped: [String]
+    /// Actions refused as invalid (BatchProtocol.swift); nil from older controllers.
+    public var rejected: [BatchRejection]?
 
-    public init(applied: Int, skipped: [String]) {
+    public init(applied: Int, skipped: [String], rejected: [BatchRejection]? = nil) {
         self.applied = applied
         self.skipped = skipped
+        self.rejected = rejected
     }
 }
 
@@ -333,7 +339,8 @@ public struct HealthAlertSet: Codable, Sendable, Equatable {
 
 /// An alert as the health manager raises it. `labels` identify it (they include `alertname`);
 /// `annotations` describe it. The controller adds `last_log_lines` for alerts with an `app_guid`
-/// label and a `crash` in their name.
+/// label and a `crash` in their name. Values may carry app and buildpack text: both sides store
+/// them ``sanitized()`` (labels one line of at most 1 KiB, annotations at most 8 KiB).
 public struct AlertDraft: Codable, Sendable, Equatable {
     public var labels: [String: String]
     public var annotations: [String: String]
@@ -382,9 +389,13 @@ public struct HealthAlertsAnswer: Codable, Sendable, Equatable {
     public var active: [AlertRecord]
     /// Alerts this update resolved.
     public var resolved: [AlertRecord]
+    /// Alerts refused as invalid (BatchProtocol.swift); an active alert whose update was
+    /// refused stays active as it was. nil from older controllers.
+    public var rejected: [BatchRejection]?
 
-    public init(active: [AlertRecord], resolved: [AlertRecord]) {
+    public init(active: [AlertRecord], resolved: [AlertRecord], rejected: [BatchRejection]? = nil) {
         self.active = active
         self.resolved = resolved
+        self.rejected = rejected
     }
 }

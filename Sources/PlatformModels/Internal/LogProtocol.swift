@@ -1,7 +1,10 @@
 /// One line of an app's log (CF's envelope, reduced to what the CLI shows).
 ///
 /// `source_type` is `APP/PROC/WEB`, `STG`, `API`, `CELL` or `RTR`; `source_instance` is the
-/// instance index as text; `message_type` is `OUT` or `ERR`.
+/// instance index as text; `message_type` is `OUT` or `ERR`. `message` is one line (output is
+/// split at newlines) of at most 64 KiB without control characters or escape sequences
+/// (``UntrustedText/Field/logMessage``): whoever ships a line cleans it, and the controller
+/// cleans it again as it stores it.
 public struct LogLine: Codable, Sendable, Equatable {
     public enum Stream: String, Codable, Sendable, Equatable { case out = "OUT", err = "ERR" }
     public var appGUID: String
