@@ -12,10 +12,10 @@ import Testing
         let a = FakeAgentLab.assignment(index: 0), b = FakeAgentLab.assignment(index: 1)
         let running = lab.agent.expectEvent { $0.instanceGUID == b.instanceGUID && $0.type == .running }
         await lab.agent.converge(to: [a, b])
-        _ = try await running.wait(timeout: .seconds(10))
+        _ = try await running.wait(timeout: .seconds(60))
         let stopped = lab.agent.expectEvent { $0.instanceGUID == a.instanceGUID && $0.type == .stopped }
         await lab.agent.converge(to: [b])
-        _ = try await stopped.wait(timeout: .seconds(10))
+        _ = try await stopped.wait(timeout: .seconds(60))
         try await eventually { await lab.agent.reports().map(\.instanceGUID) == [b.instanceGUID] }
         #expect(lab.runtime.read { $0.records[a.instanceGUID] } == nil)
         #expect(lab.runtime.read { $0.containers["cfl-" + a.instanceGUID] } == nil)
@@ -25,9 +25,11 @@ import Testing
         let lab = try FakeAgentLab(parallelStarts: 4)
         let assignments = (0..<50).map { FakeAgentLab.assignment(index: $0) }
         let guids = Set(assignments.map(\.instanceGUID))
-        let started = Clock.now
+        // Every start hangs until released: converge must return all the same.
+        lab.runtime.set { $0.startGate = true }
         await lab.agent.converge(to: assignments)
-        #expect(Clock.now - started < .seconds(5), "converge returns without waiting for starts")
+        #expect(await lab.agent.reports().filter { $0.state == .starting }.count == 50)
+        lab.runtime.set { $0.startGate = nil }
         try await eventually { await lab.agent.reports().filter { $0.state == .running }.count == 50 }
         #expect(lab.runtime.read { $0.maxStartsInFlight } <= 4, "parallel_starts bounds the starts in flight")
         for guid in guids { lab.runtime.exit(guid, status: 3, reason: "exited with status 3") }
@@ -47,19 +49,19 @@ import Testing
         let web = FakeAgentLab.assignment(index: 0), hog = FakeAgentLab.assignment(index: 1)
         let up = lab.agent.expectEvent { $0.instanceGUID == hog.instanceGUID && $0.type == .running }
         await lab.agent.converge(to: [web, hog])
-        _ = try await up.wait(timeout: .seconds(10))
+        _ = try await up.wait(timeout: .seconds(60))
         try await eventually { await lab.agent.reports().allSatisfy { $0.state == .running } }
 
         let crashed = lab.agent.expectEvent { $0.type == .crashed && $0.instanceGUID == web.instanceGUID }
         lab.runtime.exit(web.instanceGUID, status: 3, reason: "exited with status 3")
         await lab.agent.checkExits()
-        let event = try await crashed.wait(timeout: .seconds(5))
+        let event = try await crashed.wait(timeout: .seconds(60))
         #expect(event.exitStatus == 3 && event.reason == "exited with status 3" && event.crashCount == 1)
 
         let oom = lab.agent.expectEvent { $0.type == .crashed && $0.instanceGUID == hog.instanceGUID }
         lab.runtime.exit(hog.instanceGUID, status: 137, reason: "out of memory")
         await lab.agent.checkExits()
-        let oomEvent = try await oom.wait(timeout: .seconds(5))
+        let oomEvent = try await oom.wait(timeout: .seconds(60))
         #expect(oomEvent.reason == "out of memory" && oomEvent.exitStatus == 137)
         let reports = await lab.agent.reports()
         #expect(reports.map(\.state) == [.crashed, .crashed])
@@ -73,12 +75,11 @@ import Testing
         await lab.agent.converge(to: [a])
         try await eventually { await lab.agent.reports().first?.state == .running }
         // The event came before the wait began.
-        #expect(try await running.wait(timeout: .seconds(1)).type == .running)
-        let started = Clock.now
+        #expect(try await running.wait(timeout: .seconds(60)).type == .running)
+        // No such event comes: the wait ends (a wait that never returned would hang the run).
         await #expect(throws: (any Error).self) {
             try await lab.agent.nextEvent(where: { $0.type == .crashed }, timeout: .milliseconds(200))
         }
-        #expect(Clock.now - started < .seconds(5))
     }
 
     @Test func aStartThatHangsIsStoppedAndItsSlotGivenBack() async throws {
@@ -90,14 +91,14 @@ import Testing
         // The CC drops it while its start hangs: the stop cancels the start and returns.
         let stopped = lab.agent.expectEvent { $0.instanceGUID == stuck.instanceGUID && $0.type == .stopped }
         await lab.agent.converge(to: [])
-        _ = try await stopped.wait(timeout: .seconds(10))
+        _ = try await stopped.wait(timeout: .seconds(60))
         try await eventually { await lab.agent.reports().isEmpty }
         // The one slot is free again: the next instance starts.
         lab.runtime.set { $0.startGate = nil }
         let next = FakeAgentLab.assignment(index: 1)
         let up = lab.agent.expectEvent { $0.instanceGUID == next.instanceGUID && $0.type == .running }
         await lab.agent.converge(to: [next])
-        _ = try await up.wait(timeout: .seconds(10))
+        _ = try await up.wait(timeout: .seconds(60))
     }
 
     @Test func aFailedStartIsReportedAndGivesItsSlotBack() async throws {
@@ -106,14 +107,14 @@ import Testing
         let a = FakeAgentLab.assignment(index: 0)
         let failed = lab.agent.expectEvent { $0.instanceGUID == a.instanceGUID }
         await lab.agent.converge(to: [a])
-        let event = try await failed.wait(timeout: .seconds(10))
+        let event = try await failed.wait(timeout: .seconds(60))
         #expect(event.type == .failed)
         #expect(event.reason.contains("already exists"))
         lab.runtime.set { $0.startFailure = nil }
         let b = FakeAgentLab.assignment(index: 1)
         let up = lab.agent.expectEvent { $0.instanceGUID == b.instanceGUID && $0.type == .running }
         await lab.agent.converge(to: [a, b])
-        _ = try await up.wait(timeout: .seconds(10))
+        _ = try await up.wait(timeout: .seconds(60))
     }
 
     @Test func aCrashDuringAStopEndsStoppedNotCrashed() async throws {
@@ -121,7 +122,7 @@ import Testing
         let a = FakeAgentLab.assignment()
         let up = lab.agent.expectEvent { $0.instanceGUID == a.instanceGUID && $0.type == .running }
         await lab.agent.converge(to: [a])
-        _ = try await up.wait(timeout: .seconds(10))
+        _ = try await up.wait(timeout: .seconds(60))
         lab.runtime.set { $0.containers["cfl-" + a.instanceGUID]?.ignoresTerm = true }
         let ended = lab.agent.expectEvent { $0.instanceGUID == a.instanceGUID && $0.type != .running }
         await lab.agent.converge(to: [])
@@ -129,7 +130,7 @@ import Testing
         // It crashes on its own while the stop waits out the grace period.
         lab.runtime.exit(a.instanceGUID, status: 1, reason: "exited with status 1")
         await lab.agent.checkExits()
-        let event = try await ended.wait(timeout: .seconds(10))
+        let event = try await ended.wait(timeout: .seconds(60))
         #expect(event.type == .stopped)
         try await eventually { await lab.agent.reports().isEmpty }
     }
@@ -139,11 +140,11 @@ import Testing
         let a = FakeAgentLab.assignment()
         let up = lab.agent.expectEvent { $0.instanceGUID == a.instanceGUID && $0.type == .running }
         await lab.agent.converge(to: [a])
-        _ = try await up.wait(timeout: .seconds(10))
+        _ = try await up.wait(timeout: .seconds(60))
         lab.runtime.set { $0.containers["cfl-" + a.instanceGUID]?.ignoresTerm = true }
         let stopped = lab.agent.expectEvent { $0.instanceGUID == a.instanceGUID && $0.type == .stopped }
         await lab.agent.converge(to: [])
-        let event = try await stopped.wait(timeout: .seconds(10))
+        let event = try await stopped.wait(timeout: .seconds(60))
         #expect(event.exitStatus == 137)
     }
 
@@ -155,7 +156,7 @@ import Testing
         let lines = LogCollector()
         lab.agent.observeLogs { lines.append($0) }
         await lab.agent.converge(to: [a])
-        let event = try await failed.wait(timeout: .seconds(5))
+        let event = try await failed.wait(timeout: .seconds(60))
         #expect(event.type == .failed)
         #expect(event.reason.contains("cannot save the instance record"))
         await lab.agent.shipLogs()
@@ -168,7 +169,7 @@ import Testing
         let keep = FakeAgentLab.assignment(index: 0), lose = FakeAgentLab.assignment(index: 1), gone = FakeAgentLab.assignment(index: 2)
         let up = lab.agent.expectEvent { $0.instanceGUID == gone.instanceGUID && $0.type == .running }
         await lab.agent.converge(to: [keep, lose, gone])
-        _ = try await up.wait(timeout: .seconds(10))
+        _ = try await up.wait(timeout: .seconds(60))
         try await eventually { await lab.agent.reports().allSatisfy { $0.state == .running } }
         // The agent dies (no stop). Meanwhile `lose` ends, `gone` was being stopped, and a
         // container nobody recorded appears.
@@ -183,7 +184,7 @@ import Testing
         let next = try lab.restarted()
         let lost = next.agent.expectEvent { $0.instanceGUID == lose.instanceGUID && $0.type == .crashed }
         try await next.agent.prepare()
-        let event = try await lost.wait(timeout: .seconds(5))
+        let event = try await lost.wait(timeout: .seconds(60))
         #expect(event.exitStatus == 2)
         let reports = await next.agent.reports()
         #expect(Set(reports.map(\.instanceGUID)) == [keep.instanceGUID, lose.instanceGUID])
@@ -194,7 +195,7 @@ import Testing
         // The adopted instance goes on being managed: it stops when the CC drops it.
         let stopped = next.agent.expectEvent { $0.instanceGUID == keep.instanceGUID && $0.type == .stopped }
         await next.agent.converge(to: [lose].map { $0 })
-        _ = try await stopped.wait(timeout: .seconds(10))
+        _ = try await stopped.wait(timeout: .seconds(60))
     }
 
     @Test func anUnhealthyStartFailsAfterItsTimeout() async throws {
@@ -205,7 +206,7 @@ import Testing
         let a = unhealthy
         let crashed = lab.agent.expectEvent { $0.instanceGUID == a.instanceGUID && $0.type == .crashed }
         await lab.agent.converge(to: [a])
-        let event = try await crashed.wait(timeout: .seconds(10))
+        let event = try await crashed.wait(timeout: .seconds(60))
         #expect(event.reason.hasPrefix("Instance never healthy after 1s"))
     }
 
@@ -226,7 +227,7 @@ import Testing
 }
 
 /// Polls `condition` every 10 ms until it holds; fails after `timeout`.
-func eventually(timeout: Duration = .seconds(10), _ condition: () async throws -> Bool,
+func eventually(timeout: Duration = .seconds(60), _ condition: () async throws -> Bool,
                 sourceLocation: SourceLocation = #_sourceLocation) async throws {
     let deadline = ContinuousClock.now + timeout
     while ContinuousClock.now < deadline {
@@ -236,5 +237,3 @@ func eventually(timeout: Duration = .seconds(10), _ condition: () async throws -
     Issue.record("condition not met within \(timeout)", sourceLocation: sourceLocation)
     throw CancellationError()
 }
-
-private typealias Clock = ContinuousClock

@@ -6,11 +6,14 @@ function xname(line) {
     sub(/^.*Test Case '/, "", line); sub(/'.*$/, "", line); return line
 }
 function sname(line, word) {
-    sub(/^[^T]*Test /, "", line); sub(" " word ".*$", "", line); return line
+    sub(/^[^T]*Test /, "", line); sub(" " word ".*$", "", line)
+    sub(/ with [0-9]+ test cases?$/, "", line)   # a parameterised test's closing line
+    return line
 }
 /^Test Case '.*' started\./                { started["x:" xname($0)] = xname($0); order[++n] = "x:" xname($0); next }
 /^Test Case '.*' (passed|failed) \(/       { done["x:" xname($0)] = 1; next }
 / Test run started\.$/                     { next }
+/ Test case passing /                      { next }   # one argument of a parameterised test
 / Test .* started\.$/                      { k = "s:" sname($0, "started"); started[k] = sname($0, "started"); order[++n] = k; next }
 / Test .* passed after [0-9.]+ seconds/    { done["s:" sname($0, "passed after")] = 1; next }
 / Test .* failed after [0-9.]+ seconds/    { done["s:" sname($0, "failed after")] = 1; next }
