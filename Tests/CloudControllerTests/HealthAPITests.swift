@@ -70,10 +70,16 @@ extension ControllerIntegration {
                 #expect(try await p.count("component_leases") == 0)
                 #expect(try await p.takeLease("hm-1").status == .ok)
                 let bad = HealthActions(holder: "hm-1", actions: [HealthAction(kind: .stop, process: "not-a-guid", index: 0, instance: "x")])
+                // An invalid action is refused alone, named, and applies nothing.
                 let r = try await p.component(.post, "/internal/v1/health/actions", body: bad)
-                #expect(r.status == .unprocessableContent && r.errorDetail.contains("actions[0].process"))
+                let answer = try JSONDecoder().decode(HealthActionsAnswer.self, from: Data(r.body.utf8))
+                #expect(r.status == .ok && answer.applied == 0 && answer.rejected?.first?.reason.contains("actions[0].process") == true)
                 let noInstance = HealthActions(holder: "hm-1", actions: [HealthAction(kind: .restart, process: Rows.newGuid(), index: 0)])
-                #expect(try await p.component(.post, "/internal/v1/health/actions", body: noInstance).status == .unprocessableContent)
+                let refused = try await p.component(.post, "/internal/v1/health/actions", body: noInstance)
+                #expect(try JSONDecoder().decode(HealthActionsAnswer.self, from: Data(refused.body.utf8)).rejected?.first?.reason
+                        .contains("actions[0].instance is required") == true)
+                #expect(try await p.component(.post, "/internal/v1/health/actions", json: #"{"holder":"hm-1","actions":7}"#).status
+                        == .unprocessableContent, "the envelope itself is still refused")
                 #expect(try await p.component(.get, "/internal/v1/health/state?wait=99").status == .badRequest)
                 #expect(try await p.component(.get, "/internal/v1/health/state").status == .ok)
                 // Without the component credential, nothing.
@@ -90,7 +96,7 @@ extension ControllerIntegration {
                 let first = try #require(try await p.assignments("dea-a").instances.first)
                 #expect(try await p.heartbeat("dea-a", [Platform.running(first, port: 61001)]).status == .ok)
                 let before = try await p.healthState()
-                #expect(try await p.crashEvent("dea-a", first).status == .noContent)
+                #expect(try await p.crashEvent("dea-a", first).status == .ok)
                 // The crash report moved the health version: a parked long-poll answers at once.
                 let woken = try await p.healthState(after: before.version, wait: 5)
                 #expect(woken.version > before.version)
@@ -104,7 +110,7 @@ extension ControllerIntegration {
                 #expect(actions.map(\.kind) == [.restart])
                 let second = try #require(try await p.assignments("dea-a").instances.first)
                 #expect(second.instanceGUID != first.instanceGUID && second.index == 0)
-                #expect(try await p.crashEvent("dea-a", second).status == .noContent)
+                #expect(try await p.crashEvent("dea-a", second).status == .ok)
                 let events = try await p.get("/v3/audit_events?types=audit.app.process.crash&target_guids=\(app)", t.token)
                 let counts = events.resources.compactMap { ($0["data"] as? [String: Any])?["crash_count"] as? Int }.sorted()
                 #expect(counts == [1, 2])

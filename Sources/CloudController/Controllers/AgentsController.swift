@@ -47,7 +47,9 @@ struct AgentsController {
         APIError(status: .notFound, code: 10010, title: "CF-ResourceNotFound", detail: "unknown agent: \(id) is not registered; register again")
     }
 
-    /// Text that ends up in tables and logs: bounded, no control characters.
+    /// Identifiers and platform-given words (keys, versions, stacks, source types) that end
+    /// up in tables and logs: bounded, no control characters. Free text from apps and
+    /// buildpacks is cleaned with ``UntrustedText`` instead, never refused.
     static func checkText(_ value: String, field: String, max: Int, allowEmpty: Bool = false) throws {
         if value.isEmpty, !allowEmpty { throw APIError.unprocessable("\(field) can't be blank") }
         guard value.utf8.count <= max else { throw APIError.unprocessable("\(field) is longer than \(max) bytes") }
@@ -104,7 +106,7 @@ struct AgentsController {
             throw APIError.unprocessable("\(field).\(name) must not be negative")
         }
         guard report.crashCount >= 0 else { throw APIError.unprocessable("\(field).crash_count must not be negative") }
-        if let details = report.details { try checkText(details, field: "\(field).details", max: 1024, allowEmpty: true) }
+        report.details = report.details.map { UntrustedText.clean($0, as: .reason) }
         return report
     }
 
@@ -118,7 +120,7 @@ struct AgentsController {
         if let status = event.exitStatus, !(-1024...1024).contains(status) {
             throw APIError.unprocessable("\(field).exit_status must be between -1024 and 1024")
         }
-        try checkText(event.reason, field: "\(field).reason", max: 1024, allowEmpty: true)
+        event.reason = UntrustedText.clean(event.reason, as: .reason)
         guard event.crashCount >= 0 else { throw APIError.unprocessable("\(field).crash_count must not be negative") }
         try checkFinite(event.timestamp, field: "\(field).timestamp")
         return event
@@ -167,31 +169,62 @@ struct AgentsController {
 
     // MARK: Heartbeat
 
+    /// `PUT .../heartbeat`, read report by report (BatchProtocol.swift).
+    struct HeartbeatBody: Decodable {
+        var available: AgentCapacity
+        var instances: [BatchItem<InstanceReport>]
+        var assignmentsVersion: Int
+        enum CodingKeys: String, CodingKey { case available, instances, assignmentsVersion = "assignments_version" }
+    }
+
     @Sendable func heartbeat(_ request: Request, context: ControllerContext) async throws -> Response {
         let id = try Self.agentID(context)
-        let beat = try await body.decode(AgentHeartbeat.self, from: request, allowedKeys: ["available", "instances", "assignments_version"])
+        let beat = try await body.decode(HeartbeatBody.self, from: request, allowedKeys: ["available", "instances", "assignments_version"],
+                                         repairingText: true)
         try Self.checkCapacity(beat.available, field: "available")
         guard beat.instances.count <= Self.maxReports else {
             throw APIError.unprocessable("instances holds at most \(Self.maxReports) reports")
         }
-        let reports = try beat.instances.enumerated().map { try Self.validate($0.element, at: $0.offset) }
-        if let duplicate = Dictionary(grouping: reports, by: \.instanceGUID).first(where: { $0.value.count > 1 }) {
-            throw APIError.unprocessable("instances reports instance \(duplicate.key) more than once")
+        let sorted = try Self.sortReports(beat.instances)
+        let available = beat.available
+        let reports = sorted.items
+        // A refused report leaves what was stored for its instance as it was: dropping it would
+        // take a running instance out of the route table over one bad field (or a state a newer
+        // agent knows and this controller does not).
+        let refused = Set(sorted.rejected.map(\.index))
+        let untouched = beat.instances.indices.filter(refused.contains).compactMap { i -> String? in
+            guard let guid = beat.instances[i].string("instance_guid", \.instanceGUID), Rows.isGuid(guid) else { return nil }
+            return guid.lowercased()
         }
         let version = try await services.db.write { conn -> Int in
             guard let row = try conn.query(
                 """
                 UPDATE agents SET available_memory_mb = $2, available_disk_mb = $3, available_instances = $4, last_heartbeat_at = now()
                 WHERE id = $1 AND state = 'active' RETURNING assignments_version
-                """, [id, beat.available.memoryMB, beat.available.diskMB, beat.available.instances]).first
+                """, [id, available.memoryMB, available.diskMB, available.instances]).first
             else { throw Self.unknownAgent(id) }
             let guids = reports.map(\.instanceGUID)
             let before = try InstanceReports.routable(conn, agent: id, guids: guids)
-            try InstanceReports.replace(conn, agent: id, with: reports)
+            try InstanceReports.replace(conn, agent: id, with: reports, keeping: untouched)
             if try InstanceReports.routable(conn, agent: id, guids: guids) != before { try InstanceReports.bumpRoutes(conn) }
             return try row.decode("assignments_version")
         }
-        return try JSONResponse.make(HeartbeatAck(assignmentsVersion: version))
+        sorted.log(services.logger, batch: "heartbeat instances", metadata: ["agent.id": .string(id)])
+        return try JSONResponse.make(HeartbeatAck(assignmentsVersion: version, rejected: sorted.rejected))
+    }
+
+    /// Reports validated one by one; a second report of one instance is refused (the first counts).
+    static func sortReports(_ items: [BatchItem<InstanceReport>]) throws -> BatchSort<InstanceReport> {
+        var sorted = try BatchSort(items) { try validate($0, at: $1) }
+        var first: [String: Int] = [:]
+        sorted.reject { index, report in
+            if let earlier = first[report.instanceGUID] {
+                return "instances[\(index)] reports instance \(report.instanceGUID) again (first at instances[\(earlier)])"
+            }
+            first[report.instanceGUID] = index
+            return nil
+        }
+        return sorted
     }
 
     // MARK: Assignments
@@ -234,11 +267,17 @@ struct AgentsController {
 
     // MARK: Events
 
+    /// `POST .../events`, read event by event (BatchProtocol.swift).
+    struct EventsBody: Decodable {
+        var events: [BatchItem<InstanceEvent>]
+    }
+
     @Sendable func events(_ request: Request, context: ControllerContext) async throws -> Response {
         let id = try Self.agentID(context)
-        let batch = try await body.decode(InstanceEventBatch.self, from: request, allowedKeys: ["events"])
+        let batch = try await body.decode(EventsBody.self, from: request, allowedKeys: ["events"], repairingText: true)
         guard batch.events.count <= Self.maxEvents else { throw APIError.unprocessable("events holds at most \(Self.maxEvents) events") }
-        let events = try batch.events.enumerated().map { try Self.validate($0.element, at: $0.offset) }
+        let sorted = try BatchSort(batch.events) { try Self.validate($0, at: $1) }
+        let events = sorted.items
         let keep = services.config.appLogLines
         try await services.db.write { conn in
             guard try conn.query("SELECT 1 FROM agents WHERE id = $1", [id]).first != nil else { throw Self.unknownAgent(id) }
@@ -264,7 +303,8 @@ struct AgentsController {
             if try InstanceReports.routable(conn, agent: nil, guids: guids) != before { try InstanceReports.bumpRoutes(conn) }
             try AppLogStore.append(conn, lines, keep: keep)
         }
-        return JSONResponse.noContent()
+        sorted.log(services.logger, batch: "instance events", metadata: ["agent.id": .string(id)])
+        return try JSONResponse.make(BatchAnswer(accepted: events.count, rejected: sorted.rejected))
     }
 
     /// A crash in words: "exited with status 3", "out of memory", or the agent's reason.

@@ -28,6 +28,8 @@ struct AppLogsController {
 
     // MARK: Shipping
 
+    /// A line ready to store, or a 422 naming the field that refuses it alone. The message is
+    /// cleaned as it is stored (``AppLogStore/append(_:_:keep:)``), never a reason to refuse it.
     static func validate(_ line: LogLine, at i: Int) throws -> LogLine {
         var line = line
         line.appGUID = try AgentsController.checkGuid(line.appGUID, field: "lines[\(i)].app_guid")
@@ -36,17 +38,24 @@ struct AppLogsController {
         return line
     }
 
+    /// `POST /internal/v1/logs`, read line by line (BatchProtocol.swift).
+    struct IngestBody: Decodable {
+        var lines: [BatchItem<LogLine>]
+    }
+
     @Sendable func ingest(_ request: Request, context: ControllerContext) async throws -> Response {
         let batch = try await JSONBody(maxBytes: services.config.maxInternalBodyBytes)
-            .decode(LogBatch.self, from: request, allowedKeys: ["lines"])
+            .decode(IngestBody.self, from: request, allowedKeys: ["lines"], repairingText: true)
         guard batch.lines.count <= Self.maxLinesPerBatch else {
             throw APIError(status: .contentTooLarge, code: 10011, title: "CF-RequestTooLarge",
                            detail: "A log batch holds at most \(Self.maxLinesPerBatch) lines; this one has \(batch.lines.count)")
         }
-        let lines = try batch.lines.enumerated().map { try Self.validate($0.element, at: $0.offset) }
+        let sorted = try BatchSort(batch.lines) { try Self.validate($0, at: $1) }
+        let lines = sorted.items
         let keep = services.config.appLogLines
         _ = try await services.db.write { conn in try AppLogStore.append(conn, lines, keep: keep) }
-        return JSONResponse.noContent()
+        sorted.log(services.logger, batch: "log lines")
+        return try JSONResponse.make(BatchAnswer(accepted: lines.count, rejected: sorted.rejected))
     }
 
     // MARK: Reading

@@ -204,18 +204,26 @@ struct HealthController {
 
     // MARK: Actions
 
+    /// `POST /internal/v1/health/actions`, read action by action (BatchProtocol.swift).
+    struct ActionsBody: Decodable {
+        var holder: String
+        var actions: [BatchItem<HealthAction>]
+    }
+
     @Sendable func actions(_ request: Request, context: ControllerContext) async throws -> Response {
-        let batch = try await body.decode(HealthActions.self, from: request, allowedKeys: ["holder", "actions"])
+        let batch = try await body.decode(ActionsBody.self, from: request, allowedKeys: ["holder", "actions"], repairingText: true)
         guard batch.actions.count <= Self.maxActions else { throw APIError.unprocessable("actions holds at most \(Self.maxActions) actions") }
-        for (i, action) in batch.actions.enumerated() { try Self.validate(action, at: i) }
+        let sorted = try BatchSort(batch.actions) { try Self.validate($0, at: $1) }
         let cfAPI = services.config.externalURL
         let keep = services.config.appLogLines
+        let actions = sorted.items
+        let holder = batch.holder
         let answer = try await services.db.write { conn -> HealthActionsAnswer in
             try Placement.lock(conn)
-            try Self.requireLease(conn, holder: batch.holder)
+            try Self.requireLease(conn, holder: holder)
             var applied = 0
             var skipped: [String] = []
-            for action in batch.actions {
+            for action in actions {
                 if let why = try HealthActionApplier.apply(conn, action, cfAPI: cfAPI, keepLogLines: keep) {
                     skipped.append("\(action.kind.rawValue) \(action.process)/\(action.index): \(why)")
                 } else {
@@ -224,21 +232,26 @@ struct HealthController {
             }
             return HealthActionsAnswer(applied: applied, skipped: skipped)
         }
+        sorted.log(services.logger, batch: "health actions", metadata: ["holder": .string(batch.holder)])
         if answer.applied > 0 || !answer.skipped.isEmpty {
             services.logger.info("health actions applied", metadata: [
-                "applied": "\(answer.applied)", "skipped": "\(answer.skipped.count)", "holder": .string(batch.holder)])
+                "applied": "\(answer.applied)", "skipped": "\(answer.skipped.count)", "rejected": "\(sorted.rejected.count)",
+                "holder": .string(batch.holder)])
         }
-        return try JSONResponse.make(answer)
+        return try JSONResponse.make(HealthActionsAnswer(applied: answer.applied, skipped: answer.skipped, rejected: sorted.rejected))
     }
 
-    static func validate(_ action: HealthAction, at i: Int) throws {
+    /// An action ready to apply (its reason cleaned, never a reason to refuse it), or a 422
+    /// naming the field that refuses it alone.
+    static func validate(_ action: HealthAction, at i: Int) throws -> HealthAction {
+        var action = action
         let field = "actions[\(i)]"
         guard UUID(uuidString: String(action.process.prefix(36))) != nil, action.process.count == 36 || action.process.hasSuffix("/old")
         else { throw APIError.unprocessable("\(field).process must be a process guid") }
         guard (0...100_000).contains(action.index) else { throw APIError.unprocessable("\(field).index must be within 0...100000") }
         if let instance = action.instance { _ = try AgentsController.checkGuid(instance, field: "\(field).instance") }
         if let agent = action.agent, !AgentsController.isAgentID(agent) { throw APIError.unprocessable("\(field).agent is not an agent id") }
-        if let reason = action.reason { try AgentsController.checkText(reason, field: "\(field).reason", max: 500, allowEmpty: true) }
+        action.reason = action.reason.map { UntrustedText.clean($0, as: .reason) }
         for (j, guid) in (action.replaces ?? []).enumerated() { _ = try AgentsController.checkGuid(guid, field: "\(field).replaces[\(j)]") }
         switch action.kind {
         case .place:
@@ -248,30 +261,51 @@ struct HealthController {
         case .unplaced:
             break
         }
+        return action
     }
 
     // MARK: Alerts
 
+    /// `PUT /internal/v1/health/alerts`, read alert by alert (BatchProtocol.swift).
+    struct AlertSetBody: Decodable {
+        var holder: String
+        var alerts: [BatchItem<AlertDraft>]
+    }
+
     @Sendable func alerts(_ request: Request, context: ControllerContext) async throws -> Response {
-        let set = try await body.decode(HealthAlertSet.self, from: request, allowedKeys: ["holder", "alerts"])
+        let set = try await body.decode(AlertSetBody.self, from: request, allowedKeys: ["holder", "alerts"], repairingText: true)
         guard set.alerts.count <= Self.maxAlerts else { throw APIError.unprocessable("alerts holds at most \(Self.maxAlerts) alerts") }
-        for (i, alert) in set.alerts.enumerated() {
-            guard !alert.name.isEmpty else { throw APIError.unprocessable("alerts[\(i)].labels.alertname is required") }
-            guard alert.labels.count <= 20, alert.annotations.count <= 20 else {
-                throw APIError.unprocessable("alerts[\(i)] has too many labels or annotations (20 each at most)")
-            }
-            for (key, value) in alert.labels.merging(alert.annotations, uniquingKeysWith: { a, _ in a }) {
-                try AgentsController.checkText(key, field: "alerts[\(i)] key", max: 100)
-                try AgentsController.checkText(value, field: "alerts[\(i)].\(key)", max: 8192, allowEmpty: true)
-            }
-        }
+        let sorted = try BatchSort(set.alerts) { try Self.validate($0, at: $1) }
+        // Refusing an alert's update must not resolve the alert: it stays as it was stored.
+        let refused = Set(sorted.rejected.map(\.index))
+        let unchanged = Set(set.alerts.indices.filter(refused.contains).compactMap { i in
+            (try? set.alerts[i].decoded.get()).map { AlertStore.fingerprint($0.sanitized().labels) }
+        })
+        let drafts = sorted.items
+        let holder = set.holder
         let answer = try await services.db.write { conn -> HealthAlertsAnswer in
-            try Self.requireLease(conn, holder: set.holder)
-            return try AlertStore.replaceActive(conn, with: set.alerts, logLines: Self.alertLogLines)
+            try Self.requireLease(conn, holder: holder)
+            return try AlertStore.replaceActive(conn, with: drafts, keeping: unchanged, logLines: Self.alertLogLines)
         }
+        sorted.log(services.logger, batch: "alerts", metadata: ["holder": .string(set.holder)])
         for alert in answer.resolved {
             services.logger.info("alert resolved", metadata: ["alert.id": "\(alert.id)", "alert.name": .string(alert.name)])
         }
-        return try JSONResponse.make(answer)
+        return try JSONResponse.make(HealthAlertsAnswer(active: answer.active, resolved: answer.resolved, rejected: sorted.rejected))
+    }
+
+    /// An alert ready to store: its values cleaned (app and buildpack text is never a reason to
+    /// refuse it), then its shape checked; a 422 refuses this alert alone.
+    static func validate(_ draft: AlertDraft, at i: Int) throws -> AlertDraft {
+        let field = "alerts[\(i)]"
+        guard draft.labels.count <= 20, draft.annotations.count <= 20 else {
+            throw APIError.unprocessable("\(field) has too many labels or annotations (20 each at most)")
+        }
+        for key in draft.labels.keys.sorted() + draft.annotations.keys.sorted() {
+            try AgentsController.checkText(key, field: "\(field) key", max: 100)
+        }
+        let clean = draft.sanitized()
+        guard !clean.name.isEmpty else { throw APIError.unprocessable("\(field).labels.alertname is required") }
+        return clean
     }
 }

@@ -332,19 +332,16 @@ struct StagingController {
 
     // MARK: Result
 
-    /// Text from a stager made safe to store and show: credentials of the build's URLs
-    /// replaced, control characters other than newline and tab dropped, length capped.
+    /// Text from a stager made safe to store and show: cleaned as ``UntrustedText`` (escape
+    /// sequences and control characters other than newline and tab dropped), credentials of
+    /// the build's URLs replaced, length capped, ends trimmed. Escapes go before the
+    /// credentials are looked for, so none hides behind one; the cap comes after, so it
+    /// never leaves half a credential.
     static func clean(_ text: String, _ buildpacks: [StagingBuildpack], max: Int = maxErrorBytes) -> String {
-        let scrubbed = BuildpackSelection.scrub(text, buildpacks)
-        var out = String.UnicodeScalarView()
-        var bytes = 0
-        for scalar in scrubbed.unicodeScalars {
-            if CharacterSet.controlCharacters.contains(scalar), scalar != "\n", scalar != "\t" { continue }
-            bytes += String(scalar).utf8.count
-            if bytes > max { break }
-            out.append(scalar)
-        }
-        return String(out).trimmingCharacters(in: .whitespacesAndNewlines)
+        let safe = UntrustedText.clean(text, as: UntrustedText.Field(multiLine: true, maxBytes: max * 2))
+        let scrubbed = BuildpackSelection.scrub(safe, buildpacks)
+        return UntrustedText.clean(scrubbed, as: UntrustedText.Field(multiLine: true, maxBytes: max))
+            .trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
     static func validate(_ success: StagingResult.Success) throws {
@@ -360,7 +357,8 @@ struct StagingController {
 
     @Sendable func complete(_ request: Request, context: ControllerContext) async throws -> Response {
         let guid = try services.guidParameter(context, "build_guid", resource: "Build")
-        let result = try await body.decode(StagingResult.self, from: request, allowedKeys: ["success", "failure", "duration_seconds"])
+        let result = try await body.decode(StagingResult.self, from: request, allowedKeys: ["success", "failure", "duration_seconds"],
+                                           repairingText: true)
         guard (result.success == nil) != (result.failure == nil) else {
             throw APIError.unprocessable("Give exactly one of success and failure")
         }

@@ -27,17 +27,19 @@ enum AlertStore {
             endsAt: try row.decode("ends", as: Double?.self), fingerprint: try row.decode("fingerprint"))
     }
 
-    /// Makes `drafts` the active set: new fingerprints start, known ones get the newest
-    /// annotations, active ones not in the set are resolved. Crash alerts about an app get its
-    /// newest log lines as the `last_log_lines` annotation.
-    static func replaceActive(_ conn: PostgresConnection, with drafts: [AlertDraft], logLines: Int) throws -> HealthAlertsAnswer {
+    /// Makes `drafts` (already sanitized) the active set: new fingerprints start, known ones
+    /// get the newest annotations, active ones neither in the set nor `keeping` are resolved
+    /// (`keeping`: alerts whose update was refused, left as they are). Crash alerts about an
+    /// app get its newest log lines as the `last_log_lines` annotation.
+    static func replaceActive(_ conn: PostgresConnection, with drafts: [AlertDraft], keeping: Set<String> = [],
+                              logLines: Int) throws -> HealthAlertsAnswer {
         var wanted: [String: AlertDraft] = [:]
         for draft in drafts { wanted[fingerprint(draft.labels)] = draft }
         let resolved = try conn.query(
             """
             UPDATE alerts SET state = 'resolved', ends_at = now(), updated_at = now()
             WHERE state = 'active' AND NOT (fingerprint = ANY($1::text[])) RETURNING \(columns)
-            """, [Array(wanted.keys)]).map(record)
+            """, [Array(keeping.union(wanted.keys))]).map(record)
         for (print, draft) in wanted.sorted(by: { $0.key < $1.key }) {
             var annotations = draft.annotations
             let app = draft.labels["app_guid"].flatMap { UUID(uuidString: $0) != nil ? $0.lowercased() : nil }
@@ -45,7 +47,10 @@ enum AlertStore {
                 let lines = try AppLogStore.newest(conn, app: app, limit: logLines).map { stored in
                     "[\(stored.line.sourceType)/\(stored.line.sourceInstance)] \(stored.line.message)"
                 }
-                if !lines.isEmpty { annotations["last_log_lines"] = String(lines.joined(separator: "\n").suffix(8000)) }
+                // Lines stored before they were cleaned on ingest may still hold escapes.
+                if !lines.isEmpty {
+                    annotations["last_log_lines"] = UntrustedText.clean(String(lines.joined(separator: "\n").suffix(8000)), as: .alertAnnotation)
+                }
             }
             try conn.query(
                 """

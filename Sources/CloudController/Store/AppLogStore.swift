@@ -5,17 +5,13 @@ import PostgresStore
 /// App log lines in PostgreSQL: the newest `keep` per app, kept across restarts and redeploys.
 enum AppLogStore {
     /// Longest message kept (bytes of UTF-8); longer ones are cut at a character boundary.
-    static let maxMessageBytes = 64 * 1024
+    static let maxMessageBytes = UntrustedText.Field.logMessage.maxBytes
 
-    /// Makes a message storable: NUL (which PostgreSQL text cannot hold) becomes U+FFFD and
-    /// anything past `maxMessageBytes` is cut.
+    /// Makes a message storable and safe to show, whoever wrote it (agents, stagers, the
+    /// controller itself): one line, no control characters or escape sequences (NUL, which
+    /// PostgreSQL text cannot hold, included), at most `maxMessageBytes`.
     static func storable(_ message: String) -> String {
-        let text = message.contains("\0") ? message.replacingOccurrences(of: "\0", with: "\u{FFFD}") : message
-        guard text.utf8.count > maxMessageBytes else { return text }
-        let bytes = Array(text.utf8)
-        var cut = maxMessageBytes
-        while cut > 0, bytes[cut] & 0xC0 == 0x80 { cut -= 1 }  // never split a character's bytes
-        return String(decoding: bytes[..<cut], as: UTF8.self)
+        UntrustedText.clean(message, as: .logMessage)
     }
 
     /// Appends `lines` (lines of unknown apps are dropped), trims each app to its newest

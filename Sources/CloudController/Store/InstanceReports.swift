@@ -24,10 +24,12 @@ enum InstanceReports {
         try conn.query("SELECT pg_notify($1, '')", [RouteTableFeed.channel])
     }
 
-    /// Replaces everything `agent` reported with `reports`.
-    static func replace(_ conn: PostgresConnection, agent: String, with reports: [InstanceReport]) throws {
+    /// Replaces everything `agent` reported with `reports`, except the reports of the
+    /// instances in `keeping` (whose new report was refused), which stay as they were.
+    static func replace(_ conn: PostgresConnection, agent: String, with reports: [InstanceReport], keeping: [String] = []) throws {
         let guids = reports.map(\.instanceGUID)
-        try conn.query("DELETE FROM instance_reports WHERE agent_id = $1 AND NOT (instance_guid = ANY($2::uuid[]))", [agent, guids])
+        try conn.query("DELETE FROM instance_reports WHERE agent_id = $1 AND NOT (instance_guid = ANY($2::uuid[]))",
+                       [agent, guids + keeping])
         guard !reports.isEmpty else { return }
         try conn.query(
             """
