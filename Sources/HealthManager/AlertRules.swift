@@ -15,6 +15,10 @@ import PlatformModels
 /// thing that is wrong (alert, app, process, agent, router), never counts or times: those go in the
 /// annotations, which may change from one pass to the next without starting a new alert.
 /// The result is sorted by alert name, then by labels, so equal snapshots give equal lists.
+///
+/// Exit descriptions and staging errors are app and buildpack text: each is cleaned
+/// (``UntrustedText``) before it goes into words, and every alert leaves ``AlertDraft/sanitized()``,
+/// so no colour code or control character of an app can make the controller refuse the set.
 public struct AlertRules: Sendable {
     public struct Configuration: Sendable, Equatable {
         /// Crashes of one instance at which its process counts as crash-looping.
@@ -78,7 +82,7 @@ public struct AlertRules: Sendable {
         alerts += snapshot.agents.compactMap { agentLost($0, now: now) }
         alerts += stagingFailed(snapshot.stagingFailures, now: now)
         alerts += snapshot.routers.compactMap { routerTableStale($0, now: now) }
-        return Self.sorted(alerts)
+        return Self.sorted(alerts.map { $0.sanitized() })
     }
 
     /// By alert name, then by the labels in key order: a total order on distinct label sets.
@@ -105,14 +109,15 @@ public struct AlertRules: Sendable {
         let crashes = looping.map(\.crashCount).max() ?? 0
         let indexes = Self.list(looping.map { String($0.index) })
         let minutes = Self.duration(configuration.crashLoopWindow)
+        let exit = latest.exitDescription.map { UntrustedText.clean($0, as: .reason) }
         var annotations = [
             "summary": "App \(process.appName) (process \(process.type)) keeps crashing",
             "description": "\(Self.plural(looping.count, "Instance", "Instances")) \(indexes) of \(Self.describe(process)) "
                 + "crashed repeatedly (up to \(crashes) times in a row, the last within \(minutes)). "
-                + "Last exit: \(latest.exitDescription ?? "unknown"). Check the app's logs (cf-like logs \(process.appName) --recent).",
+                + "Last exit: \(exit ?? "unknown"). Check the app's logs (cf-like logs \(process.appName) --recent).",
             "crash_count": String(crashes),
         ]
-        annotations["exit_description"] = latest.exitDescription ?? ""
+        annotations["exit_description"] = exit ?? ""
         return AlertDraft(labels: processLabels(Name.instanceCrashLoop, "critical", process, withGuid: true),
                           annotations: annotations)
     }
@@ -173,14 +178,16 @@ public struct AlertRules: Sendable {
             builds.max { ($0.failedAt, $0.buildGuid) < ($1.failedAt, $1.buildGuid) }
         }
         return latest.map { failure in
-            AlertDraft(
+            // Capped below the annotation's own cap, so the description keeps its last sentence.
+            let error = UntrustedText.clean(failure.error, as: .stagingError)
+            return AlertDraft(
                 labels: ["alertname": Name.stagingFailed, "severity": "warning",
                          "app_guid": failure.appGuid, "app_name": failure.appName],
                 annotations: [
                     "summary": "Staging app \(failure.appName) failed",
-                    "description": "The latest build of app \(failure.appName) failed to stage: \(failure.error). "
+                    "description": "The latest build of app \(failure.appName) failed to stage: \(error). "
                         + "The app keeps running its previous droplet, if it has one.",
-                    "error": failure.error,
+                    "error": error,
                     "build_guid": failure.buildGuid,
                 ])
         }

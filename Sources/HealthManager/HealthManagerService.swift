@@ -36,6 +36,9 @@ public actor HealthManager {
     private var lastRenewal: ContinuousClock.Instant?
     private var lastAlertSet: [AlertDraft]?
     private var lastAlertPush: ContinuousClock.Instant?
+    /// What the controller last refused of the actions and of the alert set (logged on change).
+    private var refusedActions: [BatchRejection] = []
+    private var refusedAlerts: [BatchRejection] = []
 
     public init(config: HealthManagerConfig, client: ComponentClient, logger: Logger) {
         self.config = config
@@ -154,6 +157,7 @@ public actor HealthManager {
                     "applied": "\(answer.applied)", "skipped": "\(answer.skipped.count)",
                     "actions": .string(actions.prefix(20).map(Self.describe).joined(separator: "; "))])
                 for line in answer.skipped.prefix(10) { logger.debug("health action skipped", metadata: ["why": .string(line)]) }
+                noteRefused(answer.rejected, of: "health actions", previous: &refusedActions)
             } catch let failure as ComponentClient.Failure where failure.statusCode == 409 {
                 lostLease()
                 return
@@ -168,6 +172,7 @@ public actor HealthManager {
             lastAlertSet = drafts
             lastAlertPush = .now
             metrics.makeGauge(descriptor: HealthMetric.alertsActive.descriptor, labels: []).set(Double(answer.active.count))
+            noteRefused(answer.rejected, of: "alerts", previous: &refusedAlerts)
             for alert in answer.resolved {
                 logger.notice("alert resolved", metadata: ["alert.id": "\(alert.id)", "alert.name": .string(alert.name)])
             }
@@ -185,6 +190,19 @@ public actor HealthManager {
         lastAlertSet = nil
         metrics.makeGauge(descriptor: HealthMetric.leaseHeld.descriptor, labels: []).set(Double(0))
         logger.notice("health manager lease lost: standing by", metadata: ["hm.id": .string(config.id)])
+    }
+
+    /// Logs what the controller refused when it differs from last time: the same items come
+    /// back refused on every push, and the controller logs each one itself.
+    private func noteRefused(_ rejected: [BatchRejection]?, of what: String, previous: inout [BatchRejection]) {
+        let rejected = rejected ?? []
+        guard rejected != previous else { return }
+        previous = rejected
+        guard !rejected.isEmpty else { return }
+        logger.warning("the controller refused \(what)", metadata: [
+            "refused": "\(rejected.count)",
+            "reasons": .string(rejected.prefix(5).map { "[\($0.index)] \($0.reason)" }.joined(separator: "; ")),
+        ])
     }
 
     private func recordGauges(_ snapshot: HealthSnapshot, plan: Plan) {
