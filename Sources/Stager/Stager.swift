@@ -190,8 +190,10 @@ public actor Stager {
         await report(job, result)
     }
 
-    /// Reports the result, retrying while the CC is unreachable.
+    /// Reports the result (its failure text cleaned: every path's words meet here), retrying
+    /// while the CC is unreachable.
     private func report(_ job: StagingJob, _ result: StagingResult) async {
+        let result = result.cleaned()
         do {
             try await withRetries { try await self.client.completeStaging(build: job.buildGUID, result) }
             logger.info("staging finished", metadata: [
@@ -256,10 +258,10 @@ public actor Stager {
         }
     }
 
+    /// The stager's own words in the staging log; they can quote app text (errors naming
+    /// archive entries, buildpack failures), so they are cleaned line by line.
     private func say(_ job: StagingJob, _ text: String, via log: StagingLogSink) async {
-        let now = Int64(Date().timeIntervalSince1970 * 1e9)
-        await log([LogLine(appGUID: job.appGUID, timestamp: now, sourceType: StagingProtocol.logSourceType,
-                           sourceInstance: "0", messageType: .out, message: text)])
+        await log(LogLine.staging(app: job.appGUID, text, at: Int64(Date().timeIntervalSince1970 * 1e9)))
     }
 
     /// A 404 from the staging calls: the build was failed, finished or deleted meanwhile.

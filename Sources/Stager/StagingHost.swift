@@ -294,7 +294,9 @@ final class StagingRun: Sendable {
 
     /// Maps the builder's exit to CF's errors, with the buildpack's last words.
     func checkBuilder(_ end: PhaseEnd) throws {
-        let failure = readOutput("failure", max: 4096).map { String(decoding: $0, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines) }
+        let failure = readOutput("failure", max: 4096).map {
+            UntrustedText.clean(bytes: $0, as: .stagingError).trimmingCharacters(in: .whitespacesAndNewlines)
+        }
         let tail = state.tail.suffix(20).joined(separator: "\n")
         let details = tail.isEmpty ? "" : "\n" + tail
         switch end {
@@ -343,7 +345,8 @@ final class StagingRun: Sendable {
         for index in used where buildpacks.indices.contains(index) {
             let (buildpack, repository) = buildpacks[index]
             let output = readOutput("detect-\(index)", max: Lifecycle.maxDetectBytes).map {
-                String(decoding: $0, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+                UntrustedText.clean(bytes: $0, as: .init(multiLine: false, maxBytes: Lifecycle.maxDetectBytes))
+                    .trimmingCharacters(in: .whitespacesAndNewlines)
             }.flatMap { $0.isEmpty ? nil : $0 }
             let words = output?.split(separator: " ").map(String.init) ?? []
             staged.append(StagedBuildpack(name: buildpack.name ?? buildpack.displayURL, detectOutput: output,
@@ -450,20 +453,20 @@ final class StagingRun: Sendable {
             lines.reserveCapacity(records.count)
             for record in records {
                 let stream: LogLine.Stream = record.stream == .err ? .err : .out
-                if record.stream != .system { state.remember(record.text) }
+                // Buildpack output enters here: cleaned once, for the log and the failure message.
+                let text = UntrustedText.clean(record.text, as: .logMessage)
+                if record.stream != .system { state.remember(text) }
                 lines.append(LogLine(appGUID: job.appGUID, timestamp: record.timestampNanos, sourceType: StagingProtocol.logSourceType,
-                                     sourceInstance: "0", messageType: stream, message: record.text))
+                                     sourceInstance: "0", messageType: stream, message: text))
             }
             await log(lines)
             if records.count < 1000 { return }
         }
     }
 
-    /// A line of the stager's own in the staging log.
+    /// A line of the stager's own in the staging log (cleaned: it can quote app text).
     func say(_ text: String) async {
-        let now = Int64(Date().timeIntervalSince1970 * 1e9)
-        await log([LogLine(appGUID: job.appGUID, timestamp: now, sourceType: StagingProtocol.logSourceType,
-                           sourceInstance: "0", messageType: .out, message: text)])
+        await log(LogLine.staging(app: job.appGUID, text, at: Int64(Date().timeIntervalSince1970 * 1e9)))
     }
 
     /// Removes the containers, the overlay and the network; the directory stays for uploads.
