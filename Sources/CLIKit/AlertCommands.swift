@@ -47,9 +47,11 @@ enum AlertRows {
     }
 
     /// `key:   value` lines with the values aligned; a multi-line value goes below its key,
-    /// indented two more spaces.
+    /// indented two more spaces. Keys and values are made safe for the terminal first
+    /// (``Output/safe(_:multiLine:)``): they carry app and buildpack text.
     static func keyValues(_ pairs: [(String, String)], indent: String) -> String {
         if pairs.isEmpty { return indent + "(none)\n" }
+        let pairs = pairs.map { (Output.safe($0.0), Output.safe($0.1, multiLine: true)) }
         let width = pairs.filter { !$0.1.contains(where: \.isNewline) }.map(\.0.count).max() ?? 0
         var out = ""
         for (key, value) in pairs {

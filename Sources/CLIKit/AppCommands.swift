@@ -212,18 +212,20 @@ public struct LogsCommand: AsyncParsableCommand {
     @OptionGroup var output: JSONOption
     public init() {}
 
-    /// One line as cf prints it: time, `[SOURCE/INSTANCE]`, stream, message; source coloured on a terminal.
+    /// One line as cf prints it: time, `[SOURCE/INSTANCE]`, stream, message; source coloured on a
+    /// terminal. What the app wrote is made safe (``Output/safe(_:multiLine:)``): the only escape
+    /// sequences printed are the CLI's own colours.
     public static func format(_ line: LogLine, colour: Bool) -> String {
         let date = Date(timeIntervalSince1970: TimeInterval(line.timestamp) / 1_000_000_000)
         let f = DateFormatter()
         f.locale = Locale(identifier: "en_US_POSIX")
         f.dateFormat = "yyyy-MM-dd'T'HH:mm:ss.SSZ"
-        var source = "[\(line.sourceType)\(line.sourceInstance.isEmpty ? "" : "/" + line.sourceInstance)]"
+        var source = Output.safe("[\(line.sourceType)\(line.sourceInstance.isEmpty ? "" : "/" + line.sourceInstance)]")
         if colour {
             let code = line.sourceType == "STG" ? "33" : line.sourceType.hasPrefix("APP") ? "32" : "36"
             source = "\u{1B}[\(code)m\(source)\u{1B}[0m"
         }
-        return "   \(f.string(from: date)) \(source) \(line.messageType.rawValue) \(line.message)"
+        return "   \(f.string(from: date)) \(source) \(line.messageType.rawValue) \(Output.safe(line.message))"
     }
 
     public func run() async throws {

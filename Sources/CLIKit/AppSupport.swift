@@ -71,7 +71,7 @@ extension Session {
             let stats = try await self.stats(process)
             for s in stats where seen[s.index] != s.state {
                 seen[s.index] = s.state
-                if !quiet { print("   instance \(s.index): \(s.state.lowercased())\(s.details.map { " (\($0))" } ?? "")") }
+                if !quiet { print(Output.safe("   instance \(s.index): \(s.state.lowercased())\(s.details.map { " (\($0))" } ?? "")")) }
             }
             if let crashed = stats.first(where: { $0.state == "CRASHED" }) {
                 throw CLIError.operation(try await startFailure(app, "instance \(crashed.index) crashed", details: crashed.details))

@@ -35,21 +35,24 @@ public func reportingErrors(_ body: () async throws -> Void) async throws {
 }
 
 /// Prints `error` as one line (with a hint where one helps) and answers the exit to throw.
+/// Errors quote what the platform answered (a build's error, an instance's crash reason, app
+/// log lines), so they are made safe for the terminal here, once for every command.
 private func reported(_ error: any Error) -> any Error {
+    func write(_ text: String) { FileHandle.standardError.write(Data(Output.safe(text, multiLine: true).utf8)) }
     switch error {
     case let error as CLIError:
-        FileHandle.standardError.write(Data("error: \(error.description)\n".utf8))
+        write("error: \(error.description)\n")
         return ExitCode(error.exitCode)
     case let error as PlatformClientFailure:
         var hint: String?
         if error.status == 401 { hint = "log in again with `cf-like login`" }
         if error.status == 404 { hint = "check the name and your target (`cf-like target`)" }
-        FileHandle.standardError.write(Data("error: \(error.description)\(hint.map { "\nhint: \($0)" } ?? "")\n".utf8))
+        write("error: \(error.description)\(hint.map { "\nhint: \($0)" } ?? "")\n")
         return ExitCode(1)
     case is ExitCode, is ValidationError:
         return error
     default:
-        FileHandle.standardError.write(Data("error: \(error)\n".utf8))
+        write("error: \(error)\n")
         return ExitCode(2)
     }
 }

@@ -1,11 +1,25 @@
 import Foundation
+import PlatformModels
 
 /// Human tables (aligned; bold headers only on a terminal) and `--json` for scripts.
+///
+/// Text from the platform can carry what apps and buildpacks printed: everything human output
+/// shows of it goes through ``safe(_:multiLine:)`` (tables do it for every cell), so a
+/// terminal never receives an escape sequence an app wrote, even from data stored before the
+/// platform cleaned such text on ingest. `--json` stays exact (JSON escapes C0 controls).
 public enum Output {
     static var isTerminal: Bool { isatty(STDOUT_FILENO) == 1 && ProcessInfo.processInfo.environment["NO_COLOR"] == nil }
 
-    /// Renders rows under headers with columns aligned.
+    /// `text` safe for a terminal: every control character shown as `\u{XX}`; tabs kept, and
+    /// newlines when `multiLine`.
+    public static func safe(_ text: String, multiLine: Bool = false) -> String {
+        UntrustedText.escapedForTerminal(text, multiLine: multiLine)
+    }
+
+    /// Renders rows under headers with columns aligned; every cell made ``safe(_:multiLine:)``.
     public static func table(_ headers: [String], _ rows: [[String]]) -> String {
+        let headers = headers.map { safe($0) }
+        let rows = rows.map { $0.map { safe($0) } }
         var widths = headers.map(\.count)
         for row in rows { for (i, cell) in row.enumerated() where i < widths.count { widths[i] = max(widths[i], cell.count) } }
         func line(_ cells: [String]) -> String {

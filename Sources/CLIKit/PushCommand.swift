@@ -393,7 +393,7 @@ public struct PushCommand: AsyncParsableCommand, Sendable {
             let page = try await session.recentLogs(app, after: cursor)
             cursor = page.nextCursor
             for line in page.lines where line.sourceType == "STG" {
-                print("   \(line.message)")
+                print("   \(Output.safe(line.message))")
                 staging.append(line.message)
             }
             fflush(nil)
