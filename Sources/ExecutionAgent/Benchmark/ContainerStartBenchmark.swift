@@ -54,7 +54,7 @@ public enum ContainerStartBenchmark {
         try Data("#!/bin/bash\necho started\nexec sleep 600\n".utf8).write(to: URL(fileURLWithPath: workDirectory + "/src/app/run.sh"))
         chmod(workDirectory + "/src/app/run.sh", 0o755)
         let archive = workDirectory + "/droplet.tgz"
-        try Self.run("/bin/tar", ["-czf", archive, "-C", workDirectory + "/src", "."])
+        try await Self.run("/bin/tar", ["-czf", archive, "-C", workDirectory + "/src", "."])
         let sha = try DropletCache.sha256(ofFile: archive)
         try await agent.installDroplet(archive: archive, sha256: sha)
         try await agent.prepare()
@@ -100,7 +100,7 @@ public enum ContainerStartBenchmark {
             await agent.stopAll()
 
             let t0 = ContinuousClock.now
-            try Self.run(runc, ["--root", workDirectory + "/bare-runc", "run", "--bundle", bare + "/bundle", "bare-\(i)"])
+            try await Self.run(runc, ["--root", workDirectory + "/bare-runc", "run", "--bundle", bare + "/bundle", "bare-\(i)"])
             let elapsed = ContinuousClock.now - t0
             bareMillis.append(Double(elapsed.components.seconds) * 1000 + Double(elapsed.components.attoseconds) / 1e15)
         }
@@ -113,16 +113,11 @@ public enum ContainerStartBenchmark {
         return Result(agentMillis: agentMillis, bareMillis: bareMillis)
     }
 
-    private static func run(_ executable: String, _ arguments: [String]) throws {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = arguments
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        process.waitUntilExit()
-        guard process.terminationStatus == 0 else {
-            throw AgentError("\(executable) \(arguments.joined(separator: " ")) exited with \(process.terminationStatus)")
+    private static func run(_ executable: String, _ arguments: [String]) async throws {
+        let result = try await CommandRunner.run(executable, arguments, stdout: .null, timeout: .seconds(120))
+        guard result.status == 0 else {
+            throw AgentError(
+                "\(executable) \(arguments.joined(separator: " ")) exited with \(result.status): \(CommandRunner.tailText(result.stderr))")
         }
     }
 }

@@ -1,3 +1,4 @@
+import Containers
 import Foundation
 import Logging
 import NIOPosix
@@ -81,9 +82,9 @@ public enum StagingBenchmark {
         var rows: [Row] = []
         for fixture in fixtures {
             let repo = workDirectory + "/repos/" + fixture.name
-            try sh("cp -a '\(fixture.buildpack)' '\(repo)' && rm -rf '\(repo)/fixtures' && git init -q -b main '\(repo)' && git -C '\(repo)' add -A && git -C '\(repo)' -c user.email=b@example.com -c user.name=b commit -q -m bench")
+            try await sh("cp -a '\(fixture.buildpack)' '\(repo)' && rm -rf '\(repo)/fixtures' && git init -q -b main '\(repo)' && git -C '\(repo)' add -A && git -C '\(repo)' -c user.email=b@example.com -c user.name=b commit -q -m bench")
             let package = workDirectory + "/" + fixture.name + ".package.tgz"
-            try sh("tar -C '\(fixture.app)' -czf '\(package)' .")
+            try await sh("tar -C '\(fixture.app)' -czf '\(package)' .")
             let buildpack = StagingBuildpack(name: fixture.name, url: "file://" + repo, displayURL: "file://" + repo, trusted: true)
             var cache: String?
             var staging: [Double] = []
@@ -116,7 +117,7 @@ public enum StagingBenchmark {
                 // The reference: the same fixture through tar and gzip, nothing else.
                 let reference = workDirectory + "/reference.tgz"
                 let tarStarted = ContinuousClock.now
-                try sh("tar -C '\(fixture.app)' -cf - . | gzip -1 > '\(reference)'")
+                try await sh("tar -C '\(fixture.app)' -cf - . | gzip -1 > '\(reference)'")
                 let tarMillis = StagingHost.seconds(ContinuousClock.now - tarStarted) * 1000
                 if run > 0 {  // run 0 warms the buildpack checkout and the app's cache
                     staging.append(millis)
@@ -128,15 +129,12 @@ public enum StagingBenchmark {
         return rows
     }
 
-    @discardableResult
-    static func sh(_ command: String) throws -> Int32 {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/bin/bash")
-        process.arguments = ["-c", "set -o pipefail; " + command]
-        try process.run()
-        process.waitUntilExit()
-        guard process.terminationStatus == 0 else { throw StagerError("command failed (\(process.terminationStatus)): \(command)") }
-        return process.terminationStatus
+    /// Runs a setup or reference step of the benchmark through bash.
+    static func sh(_ command: String) async throws {
+        let result = try await CommandRunner.run("/bin/bash", ["-c", "set -o pipefail; " + command], stdout: .null, timeout: .seconds(600))
+        guard result.status == 0 else {
+            throw StagerError("command failed (\(result.status)): \(command): \(CommandRunner.tailText(result.stderr))")
+        }
     }
 }
 
