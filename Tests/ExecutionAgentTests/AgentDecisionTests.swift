@@ -117,6 +117,24 @@ import Testing
         _ = try await up.wait(timeout: .seconds(60))
     }
 
+    @Test func wordsFromRuncAndTheAppAreCleanedBeforeTheyLeaveTheAgent() async throws {
+        let lab = try FakeAgentLab()
+        lab.runtime.set { $0.startFailure = "runc said \u{1B}[31mred\u{1B}[0m\u{0}\nsecond line" }
+        let a = FakeAgentLab.assignment()
+        let failed = lab.agent.expectEvent { $0.instanceGUID == a.instanceGUID }
+        let lines = LogCollector()
+        lab.agent.observeLogs { lines.append($0) }
+        await lab.agent.converge(to: [a])
+        let event = try await failed.wait(timeout: .seconds(60))
+        #expect(event.reason == "failed to start: runc said red second line")
+        let details = try #require(await lab.agent.reports().first?.details)
+        #expect(details == event.reason)
+        await lab.agent.shipLogs()
+        let cell = lines.all.filter { $0.sourceType == "CELL" }.map(\.message)
+        #expect(cell.contains("Failed to create container: runc said red second line"))
+        #expect(!cell.joined().unicodeScalars.contains { $0.value < 0x20 || $0.value == 0x7F })
+    }
+
     @Test func aCrashDuringAStopEndsStoppedNotCrashed() async throws {
         let lab = try FakeAgentLab(stopGraceSeconds: 2)
         let a = FakeAgentLab.assignment()

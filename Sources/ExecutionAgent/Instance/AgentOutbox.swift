@@ -120,10 +120,12 @@ final class AgentOutbox: Sendable {
 
     // MARK: Agent log lines and reporting
 
-    /// A line from the agent itself (`CELL`) in an app's log.
+    /// A line from the agent itself (`CELL`) in an app's log; it may quote an app's or runc's
+    /// words, so it is cleaned like app output.
     func cell(_ assignment: InstanceAssignment, _ message: String) {
         let line = LogLine(appGUID: assignment.appGUID, timestamp: Int64(Date().timeIntervalSince1970 * 1e9),
-                           sourceType: "CELL", sourceInstance: String(assignment.index), messageType: .out, message: message)
+                           sourceType: "CELL", sourceInstance: String(assignment.index), messageType: .out,
+                           message: UntrustedText.clean(message, as: .logMessage))
         state.withLock { state in
             if state.cellLines.count >= maxCellLines {
                 state.cellLines.removeFirst()

@@ -100,7 +100,8 @@ actor ManagedInstance {
             uptimeSeconds: live ? max(0, Date().timeIntervalSince1970 - (record.startedAt ?? record.since)) : 0,
             usage: live ? (sample?.usage ?? InstanceUsage()) : InstanceUsage(),
             memoryQuotaBytes: Int64(a.memoryMB) << 20, diskQuotaBytes: Int64(a.diskMB) << 20,
-            crashCount: record.crashCount, details: record.details)
+            // A record an older agent saved may hold raw text.
+            crashCount: record.crashCount, details: record.details.map { UntrustedText.clean($0, as: .reason) })
     }
 
     /// Whether the instance holds capacity (not crashed, not being stopped).
@@ -291,7 +292,7 @@ actor ManagedInstance {
             LogLine(appGUID: record.assignment.appGUID, timestamp: r.timestampNanos,
                     sourceType: r.stream == .system ? "CELL" : record.logSourceType,
                     sourceInstance: String(record.assignment.index),
-                    messageType: r.stream == .err ? .err : .out, message: r.text)
+                    messageType: r.stream == .err ? .err : .out, message: UntrustedText.clean(r.text, as: .logMessage))
         }
         return (lines, next)
     }
@@ -352,7 +353,9 @@ actor ManagedInstance {
     }
 
     /// Marks a crash, emits its event and asks for an early heartbeat.
-    private func crash(exitStatus: Int?, reason: String, kind: InstanceEvent.Kind) {
+    private func crash(exitStatus: Int?, reason raw: String, kind: InstanceEvent.Kind) {
+        // Reasons quote the app's and runc's words: cleaned once here for the record and the event.
+        let reason = UntrustedText.clean(raw, as: .reason)
         record.state = .crashed
         record.crashCount += 1
         record.since = Date().timeIntervalSince1970
@@ -365,7 +368,7 @@ actor ManagedInstance {
     private func emit(_ kind: InstanceEvent.Kind, exitStatus: Int?, reason: String) {
         let event = InstanceEvent(instanceGUID: record.guid, processGUID: record.assignment.processGUID,
                                   appGUID: record.assignment.appGUID, index: record.assignment.index, type: kind,
-                                  exitStatus: exitStatus, reason: reason, crashCount: record.crashCount,
+                                  exitStatus: exitStatus, reason: UntrustedText.clean(reason, as: .reason), crashCount: record.crashCount,
                                   timestamp: Date().timeIntervalSince1970)
         logger.info("instance \(kind.rawValue)", metadata: ["instance": "\(record.guid)", "app": "\(record.assignment.appGUID)",
                                                           "index": "\(record.assignment.index)", "reason": "\(reason)"])
