@@ -36,14 +36,45 @@ final class CannedServer: Sendable {
     }
 }
 
+/// A loopback TCP port held by a bound socket that never listens: connecting to it is refused.
+struct BoundPort {
+    let fd: Int32
+    let port: Int
+
+    init() throws {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw POSIXError(.EMFILE) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = 0
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) { pointer in
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
+        }
+        guard bound else {
+            close(fd)
+            throw POSIXError(.EADDRINUSE)
+        }
+        self.fd = fd
+        self.port = Int(UInt16(bigEndian: address.sin_port))
+    }
+
+    func release() { close(fd) }
+}
+
 @Suite struct HealthProbeTests {
     let probe = HealthProbe()
 
     @Test func portCheckPassesOnAListenerAndFailsOnAClosedPort() async throws {
         let server = try await CannedServer(response: nil)
-        let port = server.port
-        #expect(await probe.check(HealthCheckSpec(type: .port), address: "127.0.0.1", port: port) == .healthy)
+        #expect(await probe.check(HealthCheckSpec(type: .port), address: "127.0.0.1", port: server.port) == .healthy)
         await server.close()
+        // A port bound without listening refuses connections, and no other test's server can
+        // take it meanwhile (a closed listener's port could be handed to one running beside us).
+        let closed = try BoundPort()
+        defer { closed.release() }
+        let port = closed.port
         let outcome = await probe.check(HealthCheckSpec(type: .port), address: "127.0.0.1", port: port)
         guard case .unhealthy(let words) = outcome else { Issue.record("closed port passed"); return }
         #expect(words.contains("Failed to make TCP connection to port \(port)"))
