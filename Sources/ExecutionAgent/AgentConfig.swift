@@ -30,6 +30,9 @@ public struct AgentConfig: Sendable {
     public var startCheckIntervalSeconds: Double
     /// Instances started at the same time at most.
     public var parallelStarts: Int
+    /// Seconds a container's start (its shim's runc create and start) may take; past it the
+    /// shim and what it started are killed and the instance is failed.
+    public var containerStartTimeoutSeconds: Int
     /// Bytes of log an instance may keep on disk (the shim rotates at half).
     public var logMaxBytes: Int
     /// Lines per second an instance may log before lines are dropped (and counted).
@@ -68,6 +71,7 @@ public struct AgentConfig: Sendable {
         livenessIntervalSeconds = try document.int("dea.liveness_interval_seconds", default: 30, range: 1...3600)
         startCheckIntervalSeconds = Double(try document.int("dea.start_check_interval_ms", default: 200, range: 50...60000)) / 1000
         parallelStarts = try document.int("dea.parallel_starts", default: 4, range: 1...64)
+        containerStartTimeoutSeconds = try document.int("dea.container_start_timeout_seconds", default: 60, range: 1...600)
         logMaxBytes = try document.int("dea.log_max_bytes", default: 8 << 20, range: 65536...(1 << 30))
         logLinesPerSecond = try document.int("dea.log_lines_per_second", default: 1000, range: 1...1_000_000)
         logBufferLines = try document.int("dea.log_buffer_lines", default: 10000, range: 100...10_000_000)

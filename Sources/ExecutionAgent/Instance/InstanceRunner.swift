@@ -21,6 +21,8 @@ struct InstanceRunner: InstanceRuntime {
     let agentID: String
     let hostAddress: String
     let pidsLimit: Int
+    /// How long the shim may take to start a container (`dea.container_start_timeout_seconds`).
+    let containerStartTimeout: Duration
     let threadPool: NIOThreadPool
     let probeClient: HealthProbe
     let logger: Logger
@@ -49,7 +51,8 @@ struct InstanceRunner: InstanceRuntime {
         let droplets = try DropletCache(root: state + "/droplets", client: client, threadPool: threadPool, logger: logger)
         return InstanceRunner(runc: runc, shim: shim, network: network, droplets: droplets, stackSkeleton: stack,
                               instancesRoot: state + "/instances", agentID: config.agentID, hostAddress: config.hostAddress,
-                              pidsLimit: config.pidsLimit, threadPool: threadPool, probeClient: HealthProbe(), logger: logger)
+                              pidsLimit: config.pidsLimit, containerStartTimeout: .seconds(config.containerStartTimeoutSeconds),
+                              threadPool: threadPool, probeClient: HealthProbe(), logger: logger)
     }
 
     func paths(_ guid: String) -> InstancePaths { InstancePaths(root: instancesRoot, guid: guid) }
@@ -118,7 +121,7 @@ struct InstanceRunner: InstanceRuntime {
                 annotations: ["cf-like.app-guid": assignment.appGUID, "cf-like.process-type": assignment.processType,
                               "cf-like.index": String(assignment.index)])
             _ = try OCIBundle.create(at: p.bundle, spec: try secure.makeSpec())
-            _ = try await shim.launch(id: record.containerID, bundle: p.bundle, stateDir: p.shim)
+            _ = try await shim.launch(id: record.containerID, bundle: p.bundle, stateDir: p.shim, timeout: containerStartTimeout)
             record.startedAt = now.timeIntervalSince1970
             try persist(record)
             return record
