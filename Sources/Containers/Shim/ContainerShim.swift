@@ -100,7 +100,8 @@ public struct ContainerShim: Sendable {
     ///
     /// Throws `.commandFailed` with the shim's reason (runc's own words) when the container
     /// could not be started; the shim has then removed it again. On `.timeout` the shim is
-    /// killed and the container force-deleted.
+    /// killed and the container force-deleted. A shim that died before its verdict has what it
+    /// left running (the runc it was waiting for) killed and the container force-deleted too.
     public func launch(id: String, bundle: String, stateDir: String, timeout: Duration = .seconds(60)) async throws -> ShimStarted {
         try Runc.validate(id: id)
         let stateDir = Self.absolute(stateDir)
@@ -139,6 +140,12 @@ public struct ContainerShim: Sendable {
             logger.debug("shim started", metadata: ["container.id": "\(id)", "container.pid": "\(pid)", "shim.pid": "\(shimPID)"])
             return ShimStarted(containerPID: pid, shimPID: shimPID)
         }
+        // A shim that died before its verdict (killed, crashed) leaves the runc it was waiting
+        // for running, and that runc could still create the container after this failure is
+        // reported: what is left of the shim's process group goes first, then the container.
+        if Self.leftoverGroup(stateDir: stateDir) != nil {
+            await abandon(id: id, stateDir: stateDir)
+        }
         if verdict.hasPrefix("failed ") {
             throw ContainerError(
                 .commandFailed, "container \(id) did not start: \(verdict.dropFirst("failed ".count))",
@@ -149,12 +156,13 @@ public struct ContainerShim: Sendable {
             exitStatus: result.status, stderrTail: stderrTail)
     }
 
-    /// After a timed-out launch: the shim and whatever it created go.
+    /// After a timed-out or failed launch: the shim and whatever it created go.
     private func abandon(id: String, stateDir: String) async {
-        if Self.shimAlive(stateDir: stateDir), let pid = Self.shimPID(stateDir: stateDir) {
+        if let group = Self.leftoverGroup(stateDir: stateDir) {
             // The shim leads its own session and process group, which holds the runc it waits
-            // for: kill them together so no half-finished runc is left running.
-            kill(-pid, SIGKILL)
+            // for: kill them together so no half-finished runc is left running, also when the
+            // shim itself is already dead.
+            kill(-group, SIGKILL)
         }
         // A cancelled launch ends here too, and a cancelled caller stops the commands it runs
         // (CommandRunner): delete from a task of its own, or the container is left behind.
@@ -163,7 +171,7 @@ public struct ContainerShim: Sendable {
             try await Task { try await runc.delete(id: id, force: true) }.value
         } catch {
             logger.warning(
-                "cannot delete container after a timed-out launch",
+                "cannot delete container after a failed launch",
                 metadata: ["container.id": "\(id)", "error": "\(error)"])
         }
     }
@@ -207,6 +215,35 @@ public struct ContainerShim: Sendable {
         let arguments = cmdline.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
         guard let flag = arguments.firstIndex(of: "--state-dir"), flag + 1 < arguments.count else { return false }
         return absolute(arguments[flag + 1]) == absolute(stateDir)
+    }
+
+    /// The process group of the shim of `stateDir` while any live process is left in it,
+    /// whether or not the shim itself still runs (the runc it started is in it). Nil when the
+    /// group is empty, or when the shim's pid now belongs to another program: the kernel
+    /// reuses a pid only once no process group uses it any more, so then the group is gone.
+    static func leftoverGroup(stateDir: String) -> Int32? {
+        guard let pid = shimPID(stateDir: stateDir) else { return nil }
+        if let stat = readSmallFile("/proc/\(pid)/stat"), let fields = statFields(stat), fields[0] != "Z", fields[0] != "X",
+           !shimAlive(stateDir: stateDir) {
+            return nil
+        }
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+        for name in names where name.first?.isNumber == true {
+            // Fields after the command name: state, parent, process group. A zombie has ended
+            // already: it only waits to be reaped.
+            if let stat = readSmallFile("/proc/\(name)/stat"), let fields = statFields(stat), fields.count > 2,
+               fields[0] != "Z", fields[0] != "X", Int32(fields[2]) == pid {
+                return pid
+            }
+        }
+        return nil
+    }
+
+    /// The fields of a `/proc/<pid>/stat` line after the command name (which may hold spaces).
+    private static func statFields(_ stat: String) -> [Substring]? {
+        guard let nameEnd = stat.lastIndex(of: ")") else { return nil }
+        let fields = stat[stat.index(after: nameEnd)...].split(separator: " ")
+        return fields.isEmpty ? nil : fields
     }
 
     private static func readPID(_ path: String) -> Int32? {
