@@ -31,6 +31,7 @@ final class AgentLab: Sendable {
     }
 
     /// Runs `body` with a fresh lab; stops every instance and removes everything afterwards.
+    /// `extraConfig`: `key: value` lines under `dea:`, replacing the lab's defaults of those keys.
     static func with<T>(_ name: String, slot: Int, extraConfig: String = "", _ body: (AgentLab) async throws -> T) async throws -> T {
         try requireRootRuncAndShim()
         let lab = try await AgentLab(name: name, slot: slot, extraConfig: extraConfig)
@@ -58,24 +59,19 @@ final class AgentLab: Sendable {
         try Data("test-internal-credential-0123456789".utf8).write(to: URL(fileURLWithPath: base + "/credential"))
         let letters = Array("abcdefghijklmnopqrstuvwxyz")
         let prefix = "cx" + String(letters[slot % 26])
-        let yaml = """
-            controller:
-              internal_credential_file: \(base)/credential
-            dea:
-              agent_id: test-\(name)-\(suffix)
-              state_dir: \(base)/state
-              subnet: 10.252.\(slot * 4).0/22
-              host_port_min: \(40000 + slot * 100)
-              host_port_max: \(40000 + slot * 100 + 99)
-              nftables_table: cflt_\(name.replacingOccurrences(of: "-", with: "_"))_\(suffix)
-              interface_prefix: \(prefix)
-              memory_mb: 4096
-              pids_limit: 128
-              start_check_interval_ms: 100
-              liveness_interval_seconds: 1
-              stop_grace_seconds: 3
-            \(extraConfig)
-            """
+        let defaults = [
+            ("agent_id", "test-\(name)-\(suffix)"), ("state_dir", "\(base)/state"), ("subnet", "10.252.\(slot * 4).0/22"),
+            ("host_port_min", "\(40000 + slot * 100)"), ("host_port_max", "\(40000 + slot * 100 + 99)"),
+            ("nftables_table", "cflt_\(name.replacingOccurrences(of: "-", with: "_"))_\(suffix)"), ("interface_prefix", prefix),
+            ("memory_mb", "4096"), ("pids_limit", "128"), ("start_check_interval_ms", "100"),
+            ("liveness_interval_seconds", "1"), ("stop_grace_seconds", "3"),
+        ]
+        // `extraConfig` is `key: value` lines under `dea:`; a key in it replaces the lab's default
+        // (YAML refuses a key given twice).
+        let extra = extraConfig.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        let overridden = Set(extra.compactMap { $0.split(separator: ":").first.map { $0.trimmingCharacters(in: .whitespaces) } })
+        let deaLines = defaults.filter { !overridden.contains($0.0) }.map { "  \($0.0): \($0.1)" } + extra.map { "  " + $0 }
+        let yaml = "controller:\n  internal_credential_file: \(base)/credential\ndea:\n" + deaLines.joined(separator: "\n") + "\n"
         try Data(yaml.utf8).write(to: URL(fileURLWithPath: base + "/config.yaml"))
         config = try AgentConfig(document: ConfigDocument(path: base + "/config.yaml"))
         var logger = Logger(label: "cf-like.agent-test")
