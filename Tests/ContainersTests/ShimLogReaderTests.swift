@@ -200,7 +200,7 @@ struct ShimLogReaderTests {
             (["--runc", "/bin/true", "--id", "x", "--id", "y", "--bundle", "/b", "--state-dir", "/s"], "--id given twice"),
         ]
         for (arguments, message) in cases {
-            let result = try await CommandRunner.run(shim, arguments, timeout: .seconds(10))
+            let result = try await CommandRunner.run(shim, arguments, timeout: .seconds(60))
             #expect(result.status == 64, "\(arguments)")
             #expect(String(decoding: result.stderr, as: UTF8.self).contains(message), "\(arguments): \(String(decoding: result.stderr, as: UTF8.self))")
             #expect(result.stdout.isEmpty)

@@ -17,7 +17,7 @@ import Testing
             let hostPort = try #require(report.hostPort)
             #expect((40100...40199).contains(hostPort))
 
-            let env = try lab.get(report, "/env")
+            let env = try await lab.get(report, "/env")
             #expect(env["PORT"] as? String == "8080")
             #expect(env["HOME"] as? String == "/home/vcap/app")
             #expect(env["TMPDIR"] as? String == "/home/vcap/tmp")
@@ -29,7 +29,7 @@ import Testing
             #expect((env["VCAP_APPLICATION"] as? String)?.contains("\"application_name\":\"lab-app\"") == true)
 
             // Logs: the app's stdout and stderr and the agent's own lines, with sources.
-            _ = try lab.get(report, "/log?n=3")
+            _ = try await lab.get(report, "/log?n=3")
             let deadline = Date().addingTimeInterval(20)
             while !lab.logs.all.contains(where: { $0.message == "line 2" }), Date() < deadline { try await Task.sleep(for: .milliseconds(100)) }
             let lines = lab.logs.all.filter { $0.appGUID == assignment.appGUID }
@@ -82,7 +82,7 @@ import Testing
             let targets = ["\(gateway):\(servicePort)", "127.0.0.1:\(servicePort)", "\(bReport.containerAddress ?? ""):8080",
                            "\(gateway):\(bReport.hostPort ?? 0)"]
             let query = targets.map { "t=\($0)" }.joined(separator: "&")
-            let probe = try lab.get(aReport, "/probe?\(query)")
+            let probe = try await lab.get(aReport, "/probe?\(query)")
             #expect(probe["uid"] as? Int == 2000)
             #expect(probe["cwd"] as? String == "/home/vcap/app")
             let status = try #require(probe["status"] as? [String: String])
@@ -106,7 +106,7 @@ import Testing
             let assignment = lab.assignment()
             let report = try await lab.start(assignment)
             let crashed = lab.agent.expectEvent(where: { $0.type == .crashed })
-            _ = try? lab.get(report, "/crash")
+            _ = try? await lab.get(report, "/crash")
             let event = try await crashed.wait(timeout: .seconds(20))
             #expect(event.exitStatus == 3)
             #expect(event.reason == "exited with status 3")
@@ -118,7 +118,7 @@ import Testing
             let hog = lab.assignment(index: 1, memoryMB: 64)
             let hogReport = try await lab.start(hog, also: [assignment])
             let oom = lab.agent.expectEvent(where: { $0.type == .crashed && $0.instanceGUID == hog.instanceGUID })
-            _ = try? AgentLab.run("/usr/bin/curl", ["-s", "-m", "3", "http://\(hogReport.containerAddress ?? ""):8080/oom"])
+            _ = try? await AgentLab.curl("http://\(hogReport.containerAddress ?? ""):8080/oom", maxSeconds: 3)
             let oomEvent = try await oom.wait(timeout: .seconds(30))
             #expect(oomEvent.reason == "out of memory")
             #expect(oomEvent.exitStatus == 137)
@@ -151,7 +151,7 @@ import Testing
         try await AgentLab.with("forkbomb", slot: 5) { lab in
             let assignment = lab.assignment(command: "exec python3 server.py")
             let report = try await lab.start(assignment)
-            _ = try? lab.get(report, "/forkbomb")
+            _ = try? await lab.get(report, "/forkbomb")
             try await Task.sleep(for: .seconds(2))
             let stats = try CgroupReader().stats(cgroupPath: lab.cgroupPath(assignment.instanceGUID))
             #expect(stats.pidsLimit == 128)
@@ -177,7 +177,7 @@ import Testing
             #expect(adopted.state == .running)
             #expect(adopted.hostPort == report.hostPort)
             #expect(adopted.containerAddress == report.containerAddress)
-            #expect(try lab.get(report, "/")["ok"] as? Bool == true)
+            #expect(try await lab.get(report, "/")["ok"] as? Bool == true)
             // The second agent is now in charge: it stops the instance.
             await second.stopAll()
             #expect(await second.reports().isEmpty)

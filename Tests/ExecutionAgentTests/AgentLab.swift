@@ -65,6 +65,9 @@ final class AgentLab: Sendable {
             ("nftables_table", "cflt_\(name.replacingOccurrences(of: "-", with: "_"))_\(suffix)"), ("interface_prefix", prefix),
             ("memory_mb", "4096"), ("pids_limit", "128"), ("start_check_interval_ms", "100"),
             ("liveness_interval_seconds", "1"), ("stop_grace_seconds", "3"),
+            // No network pool unless a test asks for one: leftover checks count every namespace
+            // and interface of the lab's prefix.
+            ("network_pool_size", "0"),
         ]
         // `extraConfig` is `key: value` lines under `dea:`; a key in it replaces the lab's default
         // (YAML refuses a key given twice).
@@ -215,11 +218,20 @@ final class AgentLab: Sendable {
         return try #require(await agent.reports().first { $0.instanceGUID == assignment.instanceGUID })
     }
 
-    /// GET on the instance's container address; the JSON answer.
-    func get(_ report: InstanceReport, _ path: String) throws -> [String: Any] {
+    /// GET on the instance's container address; the JSON answer. curl runs off the
+    /// cooperative pool, and its bound allows for a loaded machine (some endpoints probe
+    /// several unreachable targets with a timeout each).
+    func get(_ report: InstanceReport, _ path: String) async throws -> [String: Any] {
         let address = try #require(report.containerAddress)
-        let output = try Self.run("/usr/bin/curl", ["-s", "-m", "10", "http://\(address):\(report.containerPort)\(path)"])
+        let output = try await Self.curl("http://\(address):\(report.containerPort)\(path)", maxSeconds: 60)
         return try #require(try JSONSerialization.jsonObject(with: Data(output.utf8)) as? [String: Any], "not JSON: \(output)")
+    }
+
+    /// `curl -s URL`'s body, waited for without holding a thread.
+    static func curl(_ url: String, maxSeconds: Int) async throws -> String {
+        let result = try await CommandRunner.run("/usr/bin/curl", ["-s", "-m", String(maxSeconds), url],
+                                                 stdout: .capture, stderr: .null, timeout: .seconds(maxSeconds + 10))
+        return String(decoding: result.stdout, as: UTF8.self)
     }
 
     @discardableResult
