@@ -47,9 +47,7 @@ import Testing
     @Test func aCrashIsReportedWithItsStatusAndAnOOMKillAsOutOfMemory() async throws {
         let lab = try FakeAgentLab()
         let web = FakeAgentLab.assignment(index: 0), hog = FakeAgentLab.assignment(index: 1)
-        let up = lab.agent.expectEvent { $0.instanceGUID == hog.instanceGUID && $0.type == .running }
-        await lab.agent.converge(to: [web, hog])
-        _ = try await up.wait(timeout: .seconds(60))
+        try await lab.converge(to: [web, hog], untilRunning: hog)
         try await eventually { await lab.agent.reports().allSatisfy { $0.state == .running } }
 
         let crashed = lab.agent.expectEvent { $0.type == .crashed && $0.instanceGUID == web.instanceGUID }
@@ -96,9 +94,7 @@ import Testing
         // The one slot is free again: the next instance starts.
         lab.runtime.set { $0.startGate = nil }
         let next = FakeAgentLab.assignment(index: 1)
-        let up = lab.agent.expectEvent { $0.instanceGUID == next.instanceGUID && $0.type == .running }
-        await lab.agent.converge(to: [next])
-        _ = try await up.wait(timeout: .seconds(60))
+        try await lab.converge(to: [next], untilRunning: next)
     }
 
     @Test func aFailedStartIsReportedAndGivesItsSlotBack() async throws {
@@ -112,9 +108,7 @@ import Testing
         #expect(event.reason.contains("already exists"))
         lab.runtime.set { $0.startFailure = nil }
         let b = FakeAgentLab.assignment(index: 1)
-        let up = lab.agent.expectEvent { $0.instanceGUID == b.instanceGUID && $0.type == .running }
-        await lab.agent.converge(to: [a, b])
-        _ = try await up.wait(timeout: .seconds(60))
+        try await lab.converge(to: [a, b], untilRunning: b)
     }
 
     @Test func wordsFromRuncAndTheAppAreCleanedBeforeTheyLeaveTheAgent() async throws {
@@ -138,9 +132,7 @@ import Testing
     @Test func aCrashDuringAStopEndsStoppedNotCrashed() async throws {
         let lab = try FakeAgentLab(stopGraceSeconds: 2)
         let a = FakeAgentLab.assignment()
-        let up = lab.agent.expectEvent { $0.instanceGUID == a.instanceGUID && $0.type == .running }
-        await lab.agent.converge(to: [a])
-        _ = try await up.wait(timeout: .seconds(60))
+        try await lab.converge(to: [a], untilRunning: a)
         lab.runtime.set { $0.containers["cfl-" + a.instanceGUID]?.ignoresTerm = true }
         let ended = lab.agent.expectEvent { $0.instanceGUID == a.instanceGUID && $0.type != .running }
         await lab.agent.converge(to: [])
@@ -156,9 +148,7 @@ import Testing
     @Test func anInstanceIgnoringTermIsKilledAfterTheGrace() async throws {
         let lab = try FakeAgentLab(stopGraceSeconds: 1)
         let a = FakeAgentLab.assignment()
-        let up = lab.agent.expectEvent { $0.instanceGUID == a.instanceGUID && $0.type == .running }
-        await lab.agent.converge(to: [a])
-        _ = try await up.wait(timeout: .seconds(60))
+        try await lab.converge(to: [a], untilRunning: a)
         lab.runtime.set { $0.containers["cfl-" + a.instanceGUID]?.ignoresTerm = true }
         let stopped = lab.agent.expectEvent { $0.instanceGUID == a.instanceGUID && $0.type == .stopped }
         await lab.agent.converge(to: [])
@@ -185,9 +175,7 @@ import Testing
     @Test func aRestartedAgentAdoptsRunningContainersReportsLostOnesAndRemovesUnknownOnes() async throws {
         let lab = try FakeAgentLab()
         let keep = FakeAgentLab.assignment(index: 0), lose = FakeAgentLab.assignment(index: 1), gone = FakeAgentLab.assignment(index: 2)
-        let up = lab.agent.expectEvent { $0.instanceGUID == gone.instanceGUID && $0.type == .running }
-        await lab.agent.converge(to: [keep, lose, gone])
-        _ = try await up.wait(timeout: .seconds(60))
+        try await lab.converge(to: [keep, lose, gone], untilRunning: gone)
         try await eventually { await lab.agent.reports().allSatisfy { $0.state == .running } }
         // The agent dies (no stop). Meanwhile `lose` ends, `gone` was being stopped, and a
         // container nobody recorded appears.

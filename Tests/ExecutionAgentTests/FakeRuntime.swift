@@ -192,6 +192,13 @@ struct FakeAgentLab {
         agent = ExecutionAgent(config: config, client: nil, runtime: runtime, logger: logger)
     }
 
+    /// Converges to `desired` and waits until `instance` is running.
+    func converge(to desired: [InstanceAssignment], untilRunning instance: InstanceAssignment) async throws {
+        let up = agent.expectEvent { $0.instanceGUID == instance.instanceGUID && $0.type == .running }
+        await agent.converge(to: desired)
+        _ = try await up.wait(timeout: .seconds(60))
+    }
+
     /// An agent restarted on the same runtime (same records and containers).
     func restarted() throws -> FakeAgentLab {
         try FakeAgentLab(parallelStarts: config.parallelStarts, stopGraceSeconds: config.stopGraceSeconds, runtime: runtime)
