@@ -15,8 +15,20 @@ import Logging
 /// - to the outside: masqueraded behind the host when ``ContainerNetworkConfig/allowOutbound``,
 ///   dropped otherwise; ``ContainerNetworkConfig/deniedOutboundNetworks`` always dropped.
 ///
+/// With ``ContainerNetworkConfig/poolSize`` above 0 the network keeps that many attachments
+/// ready ahead of time, made in the background exactly as ``attach(id:)`` makes one (table
+/// elements first, then namespace and veth), so that an attach only hands one out. A pooled
+/// attachment is complete, host port included: the port forwards to the pooled namespace's
+/// address, where nothing runs until the container that takes it does. Pooled attachments are
+/// never reused: each is handed to one container, detach removes it like any other, and the
+/// pool is refilled with new ones after each take. On the host they are named like every other
+/// attachment (prefix and slot); ``prepare(keeping:)`` removes those of a previous run with the
+/// other leftovers and makes new ones, and ``teardown()`` removes them.
+///
 /// Operations run one at a time (the next waits for the one before), so allocation, commands
-/// and bookkeeping never interleave. The module needs root, `ip` (iproute2) and `nft`.
+/// and bookkeeping never interleave; the one exception is handing out a ready pooled
+/// attachment, which needs no command and does not wait for the refill's turn. The module
+/// needs root, `ip` (iproute2) and `nft`.
 public actor ContainerNetwork {
     /// The steps of ``attach(id:)``, for tests that make one fail.
     enum AttachStep: Sendable {
@@ -30,6 +42,14 @@ public actor ContainerNetwork {
     private var slots: RoundRobinAllocator
     private var ports: RoundRobinAllocator
     private var prepared = false
+    private var pool: NetworkPool
+    /// Whether the turn is the refill's now (a ready attachment may be taken meanwhile).
+    private var refillHoldsTurn = false
+    private var poolWaiters: [CheckedContinuation<Void, Never>] = []
+    /// How long after a take the refill waits before it begins: the start that took the
+    /// attachment runs its heaviest part (runc) right then, and the refill's `ip` and `nft`
+    /// would compete with it for the CPU.
+    var refillDelay: Duration = .milliseconds(300)
     private var busy = false
     private var waiting: [CheckedContinuation<Void, Never>] = []
     /// Set by tests: ``attach(id:)`` fails right after this step.
@@ -43,11 +63,24 @@ public actor ContainerNetwork {
         self.logger = logger
         slots = RoundRobinAllocator(0...(plan.slotCount - 1))
         ports = RoundRobinAllocator(config.hostPortRange)
+        pool = NetworkPool(target: config.poolSize)
     }
 
     /// The attachments in use, ordered by container id.
     public var attachments: [NetworkAttachment] {
         current.values.sorted { $0.id < $1.id }
+    }
+
+    /// The pool's ready attachments (no container has them; `id` empty), ordered by interface.
+    public var pooled: [NetworkAttachment] {
+        pool.ready.sorted { $0.hostInterface < $1.hostInterface }
+    }
+
+    /// Returns once no refill of the pool runs: the pool is full, or making one more failed or
+    /// found no free address or port. Benchmarks and tests wait here for a settled host.
+    public func waitForPool() async {
+        guard pool.refilling else { return }
+        await withCheckedContinuation { poolWaiters.append($0) }
     }
 
     // MARK: Start
@@ -59,6 +92,8 @@ public actor ContainerNetwork {
     /// namespace named like ours that is not in `keeping`; and rebuilds the table in one
     /// transaction so it holds exactly the elements of `keeping` (adopted instances, which keep
     /// working throughout). Each kept attachment must be one this configuration could have made.
+    /// Pooled attachments (this run's or a previous one's) are among what is removed; the pool
+    /// is filled anew in the background afterwards.
     public func prepare(keeping: [NetworkAttachment]) async throws {
         await acquire()
         defer { release() }
@@ -79,6 +114,8 @@ public actor ContainerNetwork {
             }
         }
 
+        // Whatever is ready now is removed below with everything else not kept.
+        _ = pool.drain()
         try await checkSubnetIsFree()
         if try host.enableForwarding() {
             logger.notice(
@@ -107,7 +144,9 @@ public actor ContainerNetwork {
             metadata: [
                 "network.subnet": "\(plan.subnet)", "network.table": "\(plan.config.tableName)",
                 "network.kept": "\(keeping.count)", "network.allow_outbound": "\(plan.config.allowOutbound)",
+                "network.pool_size": "\(pool.target)",
             ])
+        scheduleRefill(after: .zero)
     }
 
     /// Refuses a subnet that shares an address with any route of any routing table (which
@@ -138,15 +177,31 @@ public actor ContainerNetwork {
     // MARK: Attach and detach
 
     /// Gives container `id` a namespace, a veth pair, an address, a default route, loopback and
-    /// a host port, and adds it to the table's sets.
+    /// a host port, and adds it to the table's sets: a ready one from the pool when there is
+    /// one (no command runs then), else one made now.
     ///
     /// Throws when the subnet or the port range is exhausted, when `id` already has an
     /// attachment, or before ``prepare(keeping:)``. A failure part-way removes whatever this
     /// call created.
     public func attach(id: String) async throws -> NetworkAttachment {
+        // Taking a ready attachment is bookkeeping only; the refill, if it holds the turn, only
+        // touches the one it is making, so that take need not wait for it.
+        if !busy || refillHoldsTurn {
+            try checkAttachable(id)
+            if let taken = takePooled(for: id) { return taken }
+        }
         await acquire()
         defer { release() }
 
+        try checkAttachable(id)
+        if let taken = takePooled(for: id) { return taken }
+        let attachment = try await make(id: id)
+        current[id] = attachment
+        logger.info("container network attached", metadata: metadata(attachment))
+        return attachment
+    }
+
+    private func checkAttachable(_ id: String) throws {
         guard prepared else {
             throw ContainerError(.invalidArgument, "the container network is not prepared: call prepare(keeping:) first")
         }
@@ -157,6 +212,20 @@ public actor ContainerNetwork {
             throw ContainerError(
                 .invalidArgument, "container \"\(id)\" already has a network attachment (\(existing.containerAddress), host port \(existing.hostPort))")
         }
+    }
+
+    /// Hands the oldest ready attachment to `id` and has the pool refilled.
+    private func takePooled(for id: String) -> NetworkAttachment? {
+        guard let attachment = pool.take(for: id) else { return nil }
+        current[id] = attachment
+        logger.info("container network attached from the pool", metadata: metadata(attachment))
+        scheduleRefill(after: refillDelay)
+        return attachment
+    }
+
+    /// Allocates an address and a host port and plumbs them; on failure nothing of it is left
+    /// (or, when even the rollback failed, its address and port stay reserved).
+    private func make(id: String) async throws -> NetworkAttachment {
         guard let slot = slots.allocate() else {
             throw ContainerError(
                 .other,
@@ -198,9 +267,65 @@ public actor ContainerNetwork {
             }
             throw error
         }
-        current[id] = attachment
-        logger.info("container network attached", metadata: metadata(attachment))
         return attachment
+    }
+
+    // MARK: Pool
+
+    /// Starts a refill after `delay` when the pool is short and none runs.
+    private func scheduleRefill(after delay: Duration) {
+        guard prepared, pool.beginRefill() else { return }
+        // Owned through the pool's `refilling` mark: it ends by itself once the pool is full,
+        // making one more failed, or the network was torn down; ``waitForPool()`` waits for it.
+        Task { [weak self] in
+            if delay > .zero { try? await Task.sleep(for: delay) }
+            await self?.refillPool()
+        }
+    }
+
+    /// Makes ready attachments one turn each, so that other operations wait at most for one.
+    private func refillPool() async {
+        while true {
+            await acquire()
+            refillHoldsTurn = true
+            let more = await makeReady()
+            refillHoldsTurn = false
+            release()
+            if !more { break }
+        }
+        pool.endRefill()
+        let waiters = poolWaiters
+        poolWaiters = []
+        for waiter in waiters { waiter.resume() }
+    }
+
+    /// Makes one more ready attachment; false when the refill should stop.
+    private func makeReady() async -> Bool {
+        guard prepared, pool.shortfall > 0 else { return false }
+        // A full subnet or port range is no failure: the pool waits for a detach.
+        guard !slots.isExhausted, !ports.isExhausted else {
+            logger.debug("network pool short: no free address or host port", metadata: ["network.pooled": "\(pool.ready.count)"])
+            return false
+        }
+        let attachment: NetworkAttachment
+        do {
+            attachment = try await make(id: "")
+        } catch {
+            // Until the next take or detach, attaches make their own.
+            logger.warning(
+                "cannot make a pooled network attachment; the pool stays short", metadata: ["network.pooled": "\(pool.ready.count)", "error": "\(error)"])
+            return false
+        }
+        guard pool.add(attachment) else {
+            // Cannot happen (the turn is the refill's, and takes only shrink the pool); if it
+            // did, the attachment must not stay plumbed and unaccounted for.
+            try? await Self.remove(attachment, plan: plan, host: host, links: true, interfaceElement: true, portElement: true)
+            if let slot = plan.slot(ofName: attachment.hostInterface) { slots.release(slot) }
+            ports.release(attachment.hostPort)
+            return false
+        }
+        logger.debug("pooled network attachment ready", metadata: metadata(attachment))
+        return true
     }
 
     /// The slot is free, so whatever carries its name is a leftover (a crash between creating
@@ -251,7 +376,8 @@ public actor ContainerNetwork {
 
         let slot = try plan.checkedSlot(of: attachment)
         let isCurrent = current[attachment.id] == attachment
-        let others = current.values.filter { $0 != attachment }
+        // A stale attachment (an old record's) may name what is now another container's or the pool's.
+        let others = current.values.filter { $0 != attachment } + pool.ready
         let nameInUse = others.contains { $0.hostInterface == attachment.hostInterface }
         let portInUse = others.contains { $0.hostPort == attachment.hostPort }
         try await Self.remove(
@@ -263,14 +389,18 @@ public actor ContainerNetwork {
             ports.release(attachment.hostPort)
             logger.info("container network detached", metadata: metadata(attachment))
         }
+        // A refill that stopped for want of a free address or port may go on now.
+        scheduleRefill(after: .zero)
     }
 
     /// Removes everything of ours from the host: every namespace and veth named like ours,
-    /// tracked or not, and the table. The network must be prepared again before the next attach.
+    /// tracked, pooled or neither, and the table. The network must be prepared again before the
+    /// next attach; a refill still under way then stops without making anything.
     public func teardown() async throws {
         await acquire()
         defer { release() }
 
+        _ = pool.drain()
         try await removeOurs(except: [])
         try await host.nftScript(NetworkRuleset.deleteTable(plan), purpose: "deleting the nftables table \(plan.config.tableName)")
         current = [:]

@@ -25,6 +25,10 @@ public struct ContainerNetworkConfig: Sendable, Equatable {
     /// Destinations containers may never reach, even with ``allowOutbound``. Default the
     /// link-local range `169.254.0.0/16`, where cloud metadata services answer.
     public var deniedOutboundNetworks: [String]
+    /// Attachments kept ready ahead of time (namespace, veth, addresses, host port and table
+    /// elements), so that ``ContainerNetwork/attach(id:)`` runs no command; 0 to 64. Default 0
+    /// (every attach makes its own).
+    public var poolSize: Int
 
     /// A configuration; every parameter has the documented default.
     public init(
@@ -34,7 +38,8 @@ public struct ContainerNetworkConfig: Sendable, Equatable {
         tableName: String = "cflike_dea",
         interfacePrefix: String = "cfl",
         containerPort: Int = 8080,
-        deniedOutboundNetworks: [String] = ["169.254.0.0/16"]
+        deniedOutboundNetworks: [String] = ["169.254.0.0/16"],
+        poolSize: Int = 0
     ) {
         self.subnet = subnet
         self.hostPortRange = hostPortRange
@@ -43,6 +48,7 @@ public struct ContainerNetworkConfig: Sendable, Equatable {
         self.interfacePrefix = interfacePrefix
         self.containerPort = containerPort
         self.deniedOutboundNetworks = deniedOutboundNetworks
+        self.poolSize = poolSize
     }
 
     /// Throws a ``ContainerError`` of kind `.invalidArgument` naming the first unusable value.
@@ -55,6 +61,8 @@ public struct ContainerNetworkConfig: Sendable, Equatable {
 struct NetworkPlan: Sendable {
     /// Shortest prefix accepted: 16 384 slots is far more than one host runs.
     static let shortestPrefix = 16
+    /// Largest pool of ready attachments accepted.
+    static let maxPoolSize = 64
     /// Linux's limit on interface names (IFNAMSIZ - 1).
     static let maxInterfaceNameLength = 15
     /// Prefixes that would make our names collide with interfaces the system or other
@@ -128,6 +136,10 @@ struct NetworkPlan: Sendable {
             throw ContainerError(
                 .invalidArgument,
                 "interface prefix \"\(prefix)\" is too long for \(slotCount) slots: \(prefix)\(slotCount - 1) has \(longest) characters, Linux allows \(Self.maxInterfaceNameLength)")
+        }
+
+        guard (0...Self.maxPoolSize).contains(config.poolSize) else {
+            throw ContainerError(.invalidArgument, "network pool size \(config.poolSize) must lie within 0...\(Self.maxPoolSize)")
         }
 
         var denied: [IPv4Network] = []
