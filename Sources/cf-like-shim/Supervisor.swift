@@ -68,14 +68,14 @@ final class Supervisor {
     /// Exit status of the container's init, once reaped.
     private(set) var containerStatus: Int32?
     private var containerPID: pid_t = -1
-    /// How long runc create and runc start took, for the shim's own log.
+    /// How long runc took to start the container, for the shim's own log.
     private(set) var startTimings = ""
 
     /// Poll interval of the loop.
     static let pollMilliseconds: Int32 = 250
     /// How long output is still drained after the container's init exited.
     static let drainAfterExit: Int64 = 2_000_000_000
-    /// runc create / start / delete get this long before they are killed.
+    /// runc run / delete get this long before they are killed.
     static let runcTimeout: Int64 = 120_000_000_000
     /// How much of runc's output a failure keeps.
     static let tailBytes = 4096
@@ -103,7 +103,13 @@ final class Supervisor {
 
     // MARK: Starting the container
 
-    /// runc create, then runc start; returns the container's init pid. Cleans up on failure.
+    /// `runc run --detach` (create and start in one runc); returns the container's init pid.
+    /// Cleans up on failure.
+    ///
+    /// The container inherits runc's stdio, so runc gets the pipes; its own complaints land on
+    /// the stderr pipe too, and are kept for the failure message. The container's init is
+    /// runc's child until runc exits, then the shim's (it is a subreaper): it is reaped here
+    /// even when it ended before runc did, since it waits as a zombie for whoever inherits it.
     func startContainer() throws(ShimFailure) -> pid_t {
         let devNull = open("/dev/null", O_RDWR | O_CLOEXEC)
         guard devNull >= 0 else { throw ShimFailure("cannot open /dev/null: \(Posix.errnoText(errno))") }
@@ -114,47 +120,30 @@ final class Supervisor {
         unlink(pidFile)
         unlink(options.stateDir + "/exit")
 
-        // create: the container inherits runc's stdio, so runc gets the pipes; its own
-        // complaints land on the stderr pipe too, and are kept for the failure message.
         stderr.tee = []
         let logStart = Self.fileSize(runcLog)
-        let create = try run(
-            ["--log", runcLog, "--log-format", "json", "create", "--bundle", options.bundle, "--pid-file", pidFile, options.id],
-            stdin: devNull, stdout: writeEnds[0], stderr: writeEnds[1], capture: nil)
-        let createOutput = stderr.tee ?? []
+        let started = try run(
+            ["--log", runcLog, "--log-format", "json", "run", "--detach", "--bundle", options.bundle, "--pid-file", pidFile, options.id],
+            stdin: devNull, stdout: writeEnds[0], stderr: writeEnds[1])
+        let output = stderr.tee ?? []
         stderr.tee = nil
-        guard create.succeeded else {
-            let reason = Self.reason(output: createOutput, runcLog: runcLog, from: logStart)
+        // A run that failed after runc wrote the pid leaves an init for cleanUp() to reap.
+        let pid = Posix.readFile(pidFile, limit: 64).flatMap { Int32(String(decoding: $0, as: UTF8.self).trimmingWhitespace()) }
+        if let pid, pid > 0 { containerPID = pid }
+        guard started.succeeded else {
+            let reason = Self.reason(output: output, runcLog: runcLog, from: logStart)
             cleanUp()
-            throw ShimFailure("runc create \(create.outcome): \(reason)")
+            throw ShimFailure("runc run \(started.outcome): \(reason)")
         }
-        guard let text = Posix.readFile(pidFile, limit: 64),
-              let pid = Int32(String(decoding: text, as: UTF8.self).trimmingWhitespace()), pid > 0
-        else {
+        guard containerPID > 0 else {
             cleanUp()
-            throw ShimFailure("runc create left no pid in \(pidFile)")
+            throw ShimFailure("runc run left no pid in \(pidFile)")
         }
-        containerPID = pid
-
-        guard let capture = Posix.makePipe() else {
-            cleanUp()
-            throw ShimFailure("cannot create a pipe for runc start: \(Posix.errnoText(errno))")
-        }
-        Posix.setNonBlocking(capture.read)
-        let startLog = Self.fileSize(runcLog)
-        let start = try run(
-            ["--log", runcLog, "--log-format", "json", "start", options.id],
-            stdin: devNull, stdout: capture.write, stderr: capture.write, capture: capture)
-        guard start.succeeded else {
-            let reason = Self.reason(output: start.output, runcLog: runcLog, from: startLog)
-            cleanUp()
-            throw ShimFailure("runc start \(start.outcome): \(reason)")
-        }
-        startTimings = "runc create \(create.elapsedNanoseconds / 1_000_000) ms, runc start \(start.elapsedNanoseconds / 1_000_000) ms"
+        startTimings = "runc run --detach \(started.elapsedNanoseconds / 1_000_000) ms"
         // Only the container holds the write ends now, so EOF means it closed them.
         for fd in writeEnds { close(fd) }
         writeEnds = []
-        return pid
+        return containerPID
     }
 
     /// `runc delete --force`, so a failed start leaves no container, process or cgroup.
@@ -164,7 +153,7 @@ final class Supervisor {
         // The shim's own stdout/stderr (shim.log) take what delete says.
         let result = try? run(
             ["--log", options.stateDir + "/runc.log", "--log-format", "json", "delete", "--force", options.id],
-            stdin: devNull >= 0 ? devNull : 0, stdout: 1, stderr: 2, capture: nil)
+            stdin: devNull >= 0 ? devNull : 0, stdout: 1, stderr: 2)
         if let result, !result.succeeded {
             Posix.writeAll(2, "cf-like-shim: runc delete --force \(options.id) \(result.outcome)\n")
         }
@@ -175,7 +164,7 @@ final class Supervisor {
         let deadline = Posix.monotonicNanoseconds() + Self.drainAfterExit
         reapAll()
         while containerPID > 0, containerStatus == nil, Posix.monotonicNanoseconds() < deadline {
-            pump(timeout: 20, extra: nil)
+            pump(timeout: 20)
             reapAll()
         }
     }
@@ -186,8 +175,6 @@ final class Supervisor {
         var status: Int32
         /// Killed at ``Supervisor/runcTimeout``.
         var timedOut: Bool
-        /// What it printed, when captured (the last ``Supervisor/tailBytes``).
-        var output: [UInt8]
         /// From spawn to reaping.
         var elapsedNanoseconds: Int64
 
@@ -201,22 +188,16 @@ final class Supervisor {
         }
     }
 
-    /// Runs runc with the global flags, relaying the container's pipes meanwhile; with
-    /// `capture`, the read end's bytes are returned (their write end is closed here).
-    private func run(
-        _ arguments: [String], stdin: Int32, stdout out: Int32, stderr err: Int32, capture: (read: Int32, write: Int32)?
-    ) throws(ShimFailure) -> RuncResult {
+    /// Runs runc with the global flags, relaying the container's pipes meanwhile.
+    private func run(_ arguments: [String], stdin: Int32, stdout out: Int32, stderr err: Int32) throws(ShimFailure) -> RuncResult {
         var argv = ["runc"]
         if let root = options.runcRoot { argv += ["--root", root] }
         if options.systemdCgroup { argv.append("--systemd-cgroup") }
         argv += arguments
         let pid = Self.spawn(options.runc, argv, stdin: stdin, stdout: out, stderr: err)
-        if let capture { close(capture.write) }
-        defer { if let capture { close(capture.read) } }
         guard pid > 0 else {
             throw ShimFailure("cannot run \(options.runc): \(Posix.errnoText(-pid))")
         }
-        var output: [UInt8]? = []
         let began = Posix.monotonicNanoseconds()
         let deadline = began + Self.runcTimeout
         var timedOut = false
@@ -224,9 +205,7 @@ final class Supervisor {
             var status: Int32 = 0
             let reaped = waitpid(pid, &status, WNOHANG)
             if reaped == pid {
-                if let capture { drainCapture(capture.read, into: &output) }
-                return RuncResult(
-                    status: status, timedOut: timedOut, output: output ?? [], elapsedNanoseconds: Posix.monotonicNanoseconds() - began)
+                return RuncResult(status: status, timedOut: timedOut, elapsedNanoseconds: Posix.monotonicNanoseconds() - began)
             }
             if reaped < 0, errno != EINTR {
                 throw ShimFailure("cannot wait for runc: \(Posix.errnoText(errno))")
@@ -235,16 +214,7 @@ final class Supervisor {
                 kill(pid, SIGKILL)
                 timedOut = true
             }
-            pump(timeout: 50, extra: capture.map { fd in (fd.read, { self.drainCapture(fd.read, into: &output) }) })
-        }
-    }
-
-    private func drainCapture(_ fd: Int32, into output: inout [UInt8]?) {
-        while true {
-            let count = read(fd, scratch.baseAddress, scratch.count)
-            if count < 0, errno == EINTR { continue }
-            guard count > 0 else { return }
-            Self.keepTail(&output, UnsafeRawBufferPointer(rebasing: scratch[..<count]))
+            pump(timeout: 50)
         }
     }
 
@@ -268,7 +238,7 @@ final class Supervisor {
             if containerStatus != nil {
                 timeout = min(timeout, Int32(max(1, (Self.drainAfterExit - (now - exitedAt)) / 1_000_000)))
             }
-            pump(timeout: timeout, extra: nil)
+            pump(timeout: timeout)
             relay.tick(now: Posix.monotonicNanoseconds())
         }
     }
@@ -286,12 +256,11 @@ final class Supervisor {
         }
     }
 
-    /// One poll over the wake-up pipe, the open output pipes and `extra`; drains what is ready.
-    private func pump(timeout: Int32, extra: (fd: Int32, handler: () -> Void)?) {
+    /// One poll over the wake-up pipe and the open output pipes; drains what is ready.
+    private func pump(timeout: Int32) {
         var fds: [pollfd] = [pollfd(fd: wakeFD, events: Int16(POLLIN), revents: 0)]
         let pipes = [stdout, stderr].filter { !$0.atEOF }
         for pipe in pipes { fds.append(pollfd(fd: pipe.fd, events: Int16(POLLIN), revents: 0)) }
-        if let extra { fds.append(pollfd(fd: extra.fd, events: Int16(POLLIN), revents: 0)) }
         let ready = poll(&fds, nfds_t(fds.count), timeout)
         guard ready > 0 else { return }
         if fds[0].revents != 0 {
@@ -301,7 +270,6 @@ final class Supervisor {
         for (index, pipe) in pipes.enumerated() where fds[index + 1].revents != 0 {
             pipe.drain(into: relay, scratch: scratch)
         }
-        if let extra, fds[fds.count - 1].revents != 0 { extra.handler() }
     }
 
     // MARK: Helpers

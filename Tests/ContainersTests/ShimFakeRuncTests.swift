@@ -4,7 +4,7 @@ import Testing
 @testable import Containers
 
 /// The shim's failure paths, driven by a stand-in for runc (a bash script) so they can be
-/// provoked at will: a runc that hangs, a start that fails after a successful create.
+/// provoked at will: a runc that hangs, a run that fails after it left a container process.
 @Suite("Container shim with a stand-in runc", .serialized)
 struct ShimFakeRuncTests {
     /// A directory with the stand-in `runc`, which reads its behaviour from `mode` next to it
@@ -20,16 +20,15 @@ struct ShimFakeRuncTests {
             cmd=""; pidfile=""
             while [ $# -gt 0 ]; do
               case "$1" in
-                create|start|delete) cmd=$1 ;;
+                run|delete) cmd=$1 ;;
                 --pid-file) pidfile=$2; shift ;;
               esac
               shift
             done
             echo "$cmd" >> "$dir/calls"
             case "$mode/$cmd" in
-              hang/create) echo $$ > "$dir/hung.pid"; exec sleep 30 ;;
-              startfails/create) sleep 30 & echo $! > "$pidfile"; echo $! > "$dir/init.pid"; exit 0 ;;
-              startfails/start) echo "cannot start container: boom" >&2; exit 1 ;;
+              hang/run) echo $$ > "$dir/hung.pid"; exec sleep 30 ;;
+              runfails/run) sleep 30 & echo $! > "$pidfile"; echo $! > "$dir/init.pid"; echo "cannot start container: boom" >&2; exit 1 ;;
               */delete) if [ -f "$dir/init.pid" ]; then kill -9 "$(cat "$dir/init.pid")"; fi; exit 0 ;;
               *) exit 0 ;;
             esac
@@ -78,18 +77,18 @@ struct ShimFakeRuncTests {
         return false
     }
 
-    @Test("a failing runc start is reported with runc's words, after the created container was deleted")
-    func startFails() async throws {
+    @Test("a failing runc run is reported with runc's words, after the container it left was deleted")
+    func runFails() async throws {
         try #require(ContainerShim.locate() != nil, "cf-like-shim must be built next to the test bundle")
-        let fake = try FakeRunc(mode: "startfails")
+        let fake = try FakeRunc(mode: "runfails")
         defer { fake.remove() }
         let state = fake.dir + "/state"
         let error = await #expect(throws: ContainerError.self) {
             _ = try await fake.shim().launch(id: "fake-1", bundle: fake.dir, stateDir: state)
         }
         #expect(error?.kind == .commandFailed)
-        #expect(error?.message.contains("runc start exited 1: cannot start container: boom") == true, "\(String(describing: error))")
-        #expect(fake.calls == ["create", "start", "delete"])
+        #expect(error?.message.contains("runc run exited 1: cannot start container: boom") == true, "\(String(describing: error))")
+        #expect(fake.calls == ["run", "delete"])
         // The stand-in container init was re-parented to the shim, killed by delete and reaped
         // by the shim before it answered: no zombie is left for anyone else.
         let initPID = try #require(fake.pid("init.pid"))
@@ -113,10 +112,10 @@ struct ShimFakeRuncTests {
         #expect(error?.kind == .timeout, "\(String(describing: error))")
         #expect(error?.message.contains("did not start within") == true)
         let hung = try #require(fake.pid("hung.pid"))
-        #expect(try await Self.waitGone(hung), "the hung runc create was left running")
+        #expect(try await Self.waitGone(hung), "the hung runc run was left running")
         let shimPID = try #require(ContainerShim.shimPID(stateDir: state))
         #expect(try await Self.waitGone(shimPID))
         #expect(!ContainerShim.shimAlive(stateDir: state))
-        #expect(fake.calls == ["create", "delete"])
+        #expect(fake.calls == ["run", "delete"])
     }
 }

@@ -97,7 +97,7 @@ struct ShimIntegrationTests {
             }
             #expect(error?.kind == .commandFailed)
             #expect(error?.exitStatus == 1)
-            #expect(error?.message.contains("runc create exited 1") == true, "\(String(describing: error))")
+            #expect(error?.message.contains("runc run exited 1") == true, "\(String(describing: error))")
             #expect(error?.message.contains("/no/such/program") == true)
             #expect(error?.message.contains("no such file or directory") == true)
 
@@ -114,7 +114,7 @@ struct ShimIntegrationTests {
                 _ = try await lab.shim().launch(id: lab.id(1), bundle: lab.base + "/no-bundle", stateDir: lab.stateDir(lab.id(1)))
             }
             #expect(missing?.kind == .commandFailed)
-            #expect(missing?.message.contains("runc create exited 1") == true, "\(String(describing: missing))")
+            #expect(missing?.message.contains("runc run exited 1") == true, "\(String(describing: missing))")
             try await lab.waitForShimGone(lab.id(1))
             #expect(try await lab.runc.list().isEmpty)
         }

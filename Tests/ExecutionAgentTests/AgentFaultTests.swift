@@ -67,14 +67,14 @@ import Testing
             try await boundedConverge(lab, to: [victim])
 
             // The shim's daemon (it wrote shim.pid and leads its own session), killed while it
-            // waits for the delayed `runc create` it started. Watched from a thread of its own: a
+            // waits for the delayed `runc run` it started. Watched from a thread of its own: a
             // full test run keeps the task pool busy, and the 2 s window must not pass unseen.
             let containerID = "cfl-" + victim.instanceGUID
             let killed = await onOwnThread { () -> (shim: Int32, late: Bool)? in
                 let deadline = ContinuousClock.now + .seconds(60)
                 while ContinuousClock.now < deadline {
                     if let pid = ContainerShim.shimPID(stateDir: stateDir), ContainerShim.shimAlive(stateDir: stateDir),
-                       HostProcess.all().contains(where: { $0.parent == pid && $0.arguments.contains("create")
+                       HostProcess.all().contains(where: { $0.parent == pid && $0.arguments.contains("run")
                                                            && $0.arguments.contains(containerID) }) {
                         kill(pid, SIGKILL)
                         return (pid, runc.proceeded(victim))
@@ -83,7 +83,7 @@ import Testing
                 }
                 return nil
             }
-            let (shimPID, killedLate) = try #require(killed, "the shim never waited for runc create")
+            let (shimPID, killedLate) = try #require(killed, "the shim never waited for runc run")
             let killedAt = ContinuousClock.now
             #expect(!killedLate, "the shim \(shimPID) was killed only after the fake's delay: not mid-start")
 
@@ -100,7 +100,7 @@ import Testing
             // Past the fake's delay: the half-finished start must not have gone on to runc once
             // the failure was reported (it would create a container nobody knows of).
             try await Task.sleep(until: killedAt + .seconds(3))
-            #expect(!runc.proceeded(victim), "the dead shim's runc create went on after the instance was failed")
+            #expect(!runc.proceeded(victim), "the dead shim's runc run went on after the instance was failed")
             let late = try await settledLeftovers(of: victim, in: lab)
             #expect(late.isEmpty, "left behind: \(late)")
             let network = try networkLeftovers(lab)

@@ -21,8 +21,8 @@ public struct ShimStarted: Sendable, Equatable {
 /// Starts containers through `cf-like-shim`, one shim per container, and reads what the
 /// shims leave in their state directories.
 ///
-/// The shim runs `runc create` and `runc start` with the container's stdout and stderr on
-/// pipes it owns, relays them into `<stateDir>/log` (rate-limited, rotated), reaps the
+/// The shim runs `runc run --detach` with the container's stdout and stderr on pipes it
+/// owns, relays them into `<stateDir>/log` (rate-limited, rotated), reaps the
 /// container's init as a child subreaper and writes `<stateDir>/exit`. It is its own session
 /// and outlives the agent, so a restarted agent adopts a container by reading its state
 /// directory: ``exit(stateDir:)``, ``shimAlive(stateDir:)`` and a ``ShimLogReader`` from a
