@@ -30,7 +30,7 @@ public struct AgentConfig: Sendable {
     public var startCheckIntervalSeconds: Double
     /// Instances started at the same time at most.
     public var parallelStarts: Int
-    /// Seconds a container's start (its shim's runc create and start) may take; past it the
+    /// Seconds a container's start (its shim's `runc run --detach`) may take; past it the
     /// shim and what it started are killed and the instance is failed.
     public var containerStartTimeoutSeconds: Int
     /// Bytes of log an instance may keep on disk (the shim rotates at half).
@@ -45,6 +45,8 @@ public struct AgentConfig: Sendable {
     public var allowOutbound: Bool
     public var nftablesTable: String
     public var interfacePrefix: String
+    /// Network attachments (namespace, veth, host port) kept ready for the next starts.
+    public var networkPoolSize: Int
     /// The runc executable (empty: found on PATH).
     public var runcPath: String?
     /// The shim executable (empty: next to this program, then PATH).
@@ -83,6 +85,7 @@ public struct AgentConfig: Sendable {
         allowOutbound = try document.bool("dea.allow_outbound", default: true)
         nftablesTable = document.string("dea.nftables_table", default: "cflike_dea")
         interfacePrefix = document.string("dea.interface_prefix", default: "cfl")
+        networkPoolSize = try document.int("dea.network_pool_size", default: 2, range: 0...64)
         let runc = document.string("dea.runc", default: "")
         runcPath = runc.isEmpty ? nil : runc
         let shim = document.string("dea.shim", default: "")

@@ -66,7 +66,8 @@ import Testing
             .bind(host: "0.0.0.0", port: 0).get()
         defer { hostService.close(promise: nil) }
         let servicePort = try #require(hostService.localAddress?.port)
-        try await AgentLab.with("lock", slot: 2) { lab in
+        // With a network pool: ready attachments must be confined like those made on demand.
+        try await AgentLab.with("lock", slot: 2, extraConfig: "network_pool_size: 2") { lab in
             let first = lab.assignment(index: 0)
             _ = try await lab.start(first)
             let other = lab.assignment(index: 1)

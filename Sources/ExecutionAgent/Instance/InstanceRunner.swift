@@ -9,8 +9,9 @@ import PlatformModels
 ///
 /// Start order (each step undone if a later one fails): droplet layer → per-instance upper
 /// layer with its own `/etc/hosts` and `/etc/hostname` → overlay root filesystem → network
-/// namespace, veth and host port → OCI bundle from ``SecureSpec`` → the shim runs
-/// `runc create` + `runc start` and from then on owns the container's stdio and exit status.
+/// namespace, veth and host port (a ready one from the network's pool when there is one) →
+/// OCI bundle from ``SecureSpec`` → the shim runs `runc run --detach` and from then on owns
+/// the container's stdio and exit status.
 struct InstanceRunner: InstanceRuntime {
     let runc: any ContainerRuntime
     let shim: ContainerShim
@@ -46,7 +47,8 @@ struct InstanceRunner: InstanceRuntime {
                                      linesPerSecond: config.logLinesPerSecond, burst: config.logLinesPerSecond * 2, logger: logger)
         let network = try ContainerNetwork(
             config: ContainerNetworkConfig(subnet: config.subnet, hostPortRange: config.hostPortRange, allowOutbound: config.allowOutbound,
-                                           tableName: config.nftablesTable, interfacePrefix: config.interfacePrefix),
+                                           tableName: config.nftablesTable, interfacePrefix: config.interfacePrefix,
+                                           poolSize: config.networkPoolSize),
             logger: logger)
         let droplets = try DropletCache(root: state + "/droplets", client: client, threadPool: threadPool, logger: logger)
         return InstanceRunner(runc: runc, shim: shim, network: network, droplets: droplets, stackSkeleton: stack,
@@ -80,7 +82,6 @@ struct InstanceRunner: InstanceRuntime {
             let hostname = record.guid.lowercased()
             try Data("\(hostname)\n".utf8).write(to: URL(fileURLWithPath: p.upper + "/etc/hostname"))
             record.dropletLayer = layer
-            try persist(record)
 
             let overlay = OverlayMount(lowerDirs: [layer, stackSkeleton], upperDir: p.upper, workDir: p.work, target: p.rootfs)
             try overlay.mount()
@@ -91,6 +92,7 @@ struct InstanceRunner: InstanceRuntime {
             record.attachment = attached
             let hosts = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n\(attached.containerAddress)\t\(hostname)\n"
             try Data(hosts.utf8).write(to: URL(fileURLWithPath: p.rootfs + "/etc/hosts"))
+            // The record names the layer and the network before a container can exist.
             try persist(record)
 
             let now = Date()
@@ -123,7 +125,8 @@ struct InstanceRunner: InstanceRuntime {
             _ = try OCIBundle.create(at: p.bundle, spec: try secure.makeSpec())
             _ = try await shim.launch(id: record.containerID, bundle: p.bundle, stateDir: p.shim, timeout: containerStartTimeout)
             record.startedAt = now.timeIntervalSince1970
-            try persist(record)
+            // The caller saves the started record at once (with whatever it learned meanwhile,
+            // such as a stop request), so it is not written twice here.
             return record
         } catch {
             try? await runc.delete(id: record.containerID, force: true)
