@@ -142,7 +142,9 @@ struct DeaCleanup: AsyncParsableCommand {
         guard getuid() == 0 else { throw ValidationError("dea-cleanup needs root") }
         let document = try options.document()
         let logger = options.logger("cf-like.dea", document: document)
-        let config = try AgentConfig(document: document)
+        var config = try AgentConfig(document: document)
+        // Nothing is started here, so no network attachments are made ahead of time.
+        config.networkPoolSize = 0
         // A running agent would see its instances stopped under it: refuse while one owns the directory.
         try await AgentService.withStateDirectoryLocked(config) {
             let threadPool = NIOThreadPool(numberOfThreads: 2)
