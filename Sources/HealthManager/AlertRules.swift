@@ -112,7 +112,7 @@ public struct AlertRules: Sendable {
         let exit = latest.exitDescription.map { UntrustedText.clean($0, as: .reason) }
         var annotations = [
             "summary": "App \(process.appName) (process \(process.type)) keeps crashing",
-            "description": "\(Self.plural(looping.count, "Instance", "Instances")) \(indexes) of \(Self.describe(process)) "
+            "description": "\(looping.count == 1 ? "Instance" : "Instances") \(indexes) of \(Self.describe(process)) "
                 + "crashed repeatedly (up to \(crashes) times in a row, the last within \(minutes)). "
                 + "Last exit: \(exit ?? "unknown"). Check the app's logs (cf-like logs \(process.appName) --recent).",
             "crash_count": String(crashes),
