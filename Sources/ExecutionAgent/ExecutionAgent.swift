@@ -82,11 +82,21 @@ public actor ExecutionAgent {
     public func prepare() async throws {
         let containers = try await runtime.containerIDs()
         var adopted: Set<String> = []
-        for record in runtime.loadRecords() {
+        var restarts: [ManagedInstance] = []
+        for var record in runtime.loadRecords() {
+            let decision = Adoption.decide(record, hasContainer: containers.contains(record.containerID),
+                                           running: runtime.isRunning(record))
+            // The previous agent died while its shim was starting the container: the shim
+            // goes on (it runs it, or records why not), so the instance is watched from now.
+            if decision == .adoptStart { record.startedAt = record.since }
             let instance = makeInstance(record)
-            switch Adoption.decide(record, hasContainer: containers.contains(record.containerID),
-                                   running: runtime.isRunning(record)) {
-            case .adopt:
+            switch decision {
+            case .restart:
+                // A start that died with its agent and left no shim: undo what it left, begin again.
+                instances[record.guid] = instance
+                await instance.settleLost()
+                restarts.append(instance)
+            case .adopt, .adoptStart:
                 adopted.insert(record.containerID)
                 instances[record.guid] = instance
                 logger.info("adopted running instance", metadata: ["instance": "\(record.guid)", "state": "\(record.state.rawValue)"])
@@ -102,6 +112,7 @@ public actor ExecutionAgent {
         var kept: [InstanceRecord] = []
         for instance in instances.values { kept.append(await instance.record) }
         try await runtime.reclaim(keeping: kept, adoptedContainers: adopted)
+        for instance in restarts { await instance.launch() }
     }
 
     // MARK: Convergence
@@ -362,6 +373,12 @@ public actor ExecutionAgent {
 enum Adoption: Equatable {
     /// The container still runs: keep it (and go on stopping it if a stop was asked).
     case adopt
+    /// A start the previous agent did not see through whose shim still runs: the shim starts
+    /// the container or records why it could not, so the instance is kept and watched.
+    case adoptStart
+    /// A start the previous agent did not see through that left no shim: what it left is
+    /// removed and the start begins again.
+    case restart
     /// The container is gone: report how it ended, keep the record until the CC drops it.
     case settle
     /// It was being stopped and is gone: remove what is left.
@@ -370,6 +387,10 @@ enum Adoption: Equatable {
     static func decide(_ record: InstanceRecord, hasContainer: Bool, running: Bool) -> Adoption {
         let live = record.startedAt != nil && record.state != .crashed
         if live, hasContainer, running { return .adopt }
+        if record.startedAt == nil, record.state == .starting, !record.stopRequested {
+            // Whether runc lists the container yet does not matter: a live shim owns the start.
+            return running ? .adoptStart : .restart
+        }
         return record.stopRequested ? .forget : .settle
     }
 }

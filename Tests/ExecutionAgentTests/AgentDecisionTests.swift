@@ -1,3 +1,4 @@
+import Containers
 import Foundation
 import PlatformModels
 import Testing
@@ -204,6 +205,37 @@ import Testing
         _ = try await stopped.wait(timeout: .seconds(60))
     }
 
+    @Test func startsTheKilledAgentDidNotSeeThroughAreAdoptedOrBegunAgain() async throws {
+        let lab = try FakeAgentLab()
+        let running = FakeAgentLab.assignment(index: 0), starting = FakeAgentLab.assignment(index: 1),
+            lost = FakeAgentLab.assignment(index: 2)
+        // What an agent killed mid-converge leaves: records without a start time. Two shims
+        // went on and started their containers after the agent died; one start left nothing
+        // but its record.
+        for (i, assignment) in [running, starting].enumerated() {
+            var record = InstanceRecord(assignment: assignment, now: Date())
+            record.attachment = NetworkAttachment(
+                id: record.containerID, namespaceName: "n\(i)", namespacePath: "/fake/\(i)", hostInterface: "v\(i)",
+                gatewayAddress: "10.9.1.1", containerAddress: "10.9.1.\(2 + i * 4)", hostPort: 60100 + i, containerPort: 8080)
+            try lab.runtime.persist(record)
+            lab.runtime.addContainer(record.containerID)
+        }
+        try lab.runtime.persist(InstanceRecord(assignment: lost, now: Date()))
+
+        let adoptedUp = lab.agent.expectEvent { $0.instanceGUID == running.instanceGUID && $0.type == .running }
+        let lostUp = lab.agent.expectEvent { $0.instanceGUID == lost.instanceGUID && $0.type == .running }
+        try await lab.agent.prepare()
+        _ = try await adoptedUp.wait(timeout: .seconds(60))
+        _ = try await lostUp.wait(timeout: .seconds(60))
+        try await eventually { await lab.agent.reports().filter { $0.state == .running }.count == 3 }
+        #expect(lab.runtime.read { $0.containers.count } == 3, "one container each, none twice")
+        // The adopted start is watched: its exit is a crash like any other.
+        let crashed = lab.agent.expectEvent { $0.instanceGUID == running.instanceGUID && $0.type == .crashed }
+        lab.runtime.exit(running.instanceGUID, status: 4, reason: "exited with status 4")
+        await lab.agent.checkExits()
+        #expect(try await crashed.wait(timeout: .seconds(60)).exitStatus == 4)
+    }
+
     @Test func anUnhealthyStartFailsAfterItsTimeout() async throws {
         let lab = try FakeAgentLab()
         lab.runtime.set { $0.healthy = false }
@@ -218,7 +250,9 @@ import Testing
 
     @Test func adoptionDecisions() throws {
         var record = InstanceRecord(assignment: FakeAgentLab.assignment(), now: Date())
-        #expect(Adoption.decide(record, hasContainer: false, running: false) == .settle, "never started")
+        #expect(Adoption.decide(record, hasContainer: false, running: false) == .restart, "a start that died with its agent")
+        #expect(Adoption.decide(record, hasContainer: false, running: true) == .adoptStart, "its shim is still starting it")
+        #expect(Adoption.decide(record, hasContainer: true, running: true) == .adoptStart, "its shim started it")
         record.startedAt = 1
         #expect(Adoption.decide(record, hasContainer: true, running: true) == .adopt)
         #expect(Adoption.decide(record, hasContainer: false, running: true) == .settle)
