@@ -27,20 +27,50 @@ public struct CgroupParent: Sendable {
     /// Removes the parent, now empty, from every hierarchy; returns the directories still there.
     ///
     /// Right after the last containers were deleted a hierarchy may refuse for a moment (EBUSY
-    /// while their tasks finish exiting): each is retried for up to `patience`. A directory that
-    /// still holds a container's cgroup (ENOTEMPTY) is left alone: that container is running.
+    /// while their tasks finish exiting): each is retried for up to `patience`. A container's
+    /// cgroup that holds no process any more is removed first (runc's own removal can meet the
+    /// same refusal and give up, leaving the leaf in one hierarchy); one that still holds a
+    /// process is left alone, and so is the parent above it: that container is running.
     @discardableResult
     public func remove(patience: Duration = .seconds(2)) async -> [String] {
         let deadline = ContinuousClock.now + patience
         var left: [String] = []
         for directory in candidates {
-            var result = rmdir(directory)
-            while result != 0, errno == EBUSY, ContinuousClock.now < deadline {
-                try? await Task.sleep(for: .milliseconds(50))
-                result = rmdir(directory)
+            for child in Self.emptyChildren(of: directory) {
+                _ = await Self.rmdir(child, until: deadline)
             }
-            if result != 0, errno != ENOENT, errno != ENOTDIR { left.append(directory) }
+            if !(await Self.rmdir(directory, until: deadline)) { left.append(directory) }
         }
         return left
+    }
+
+    /// Whether `directory` is gone (or never was), retrying EBUSY until `deadline`.
+    private static func rmdir(_ directory: String, until deadline: ContinuousClock.Instant) async -> Bool {
+        var result = Foundation.rmdir(directory)
+        while result != 0, errno == EBUSY, ContinuousClock.now < deadline {
+            try? await Task.sleep(for: .milliseconds(50))
+            result = Foundation.rmdir(directory)
+        }
+        return result == 0 || errno == ENOENT || errno == ENOTDIR
+    }
+
+    /// The sub-cgroups of `directory` (one level: containers' leaves) whose `cgroup.procs` is empty.
+    private static func emptyChildren(of directory: String) -> [String] {
+        let fm = FileManager.default
+        let names = (try? fm.contentsOfDirectory(atPath: directory)) ?? []
+        return names.map { directory + "/" + $0 }.filter { child in
+            var isDirectory: ObjCBool = false
+            guard fm.fileExists(atPath: child, isDirectory: &isDirectory), isDirectory.boolValue,
+                  let procs = Self.read(child + "/cgroup.procs")
+            else { return false }
+            return procs.allSatisfy { $0 == UInt8(ascii: "\n") || $0 == UInt8(ascii: " ") }
+        }
+    }
+
+    /// Reads a cgroup file through a handle (its size reads as 0).
+    private static func read(_ path: String) -> Data? {
+        guard let handle = FileHandle(forReadingAtPath: path) else { return nil }
+        defer { try? handle.close() }
+        return try? handle.readToEnd() ?? Data()
     }
 }
