@@ -353,10 +353,10 @@ public actor ExecutionAgent {
 
     private func available() async -> AgentCapacity {
         var memory = 0, disk = 0, count = 0
-        for instance in instances.values where await instance.holdsCapacity {
-            let assignment = await instance.record.assignment
-            memory += assignment.memoryMB
-            disk += assignment.diskMB
+        for instance in instances.values {
+            guard let held = await instance.heldCapacity else { continue }
+            memory += held.memoryMB
+            disk += held.diskMB
             count += 1
         }
         return AgentCapacity(memoryMB: config.capacity.memoryMB - memory, diskMB: config.capacity.diskMB - disk,

@@ -115,12 +115,7 @@ import Testing
     @Test func wordsFromRuncAndTheAppAreCleanedBeforeTheyLeaveTheAgent() async throws {
         let lab = try FakeAgentLab()
         lab.runtime.set { $0.startFailure = "runc said \u{1B}[31mred\u{1B}[0m\u{0}\nsecond line" }
-        let a = FakeAgentLab.assignment()
-        let failed = lab.agent.expectEvent { $0.instanceGUID == a.instanceGUID }
-        let lines = LogCollector()
-        lab.agent.observeLogs { lines.append($0) }
-        await lab.agent.converge(to: [a])
-        let event = try await failed.wait(timeout: .seconds(60))
+        let (event, lines) = try await lab.firstEventOfOneInstance()
         #expect(event.reason == "failed to start: runc said red second line")
         let details = try #require(await lab.agent.reports().first?.details)
         #expect(details == event.reason)
@@ -160,12 +155,7 @@ import Testing
     @Test func aRecordThatCannotBeSavedIsReportedNotDropped() async throws {
         let lab = try FakeAgentLab()
         lab.runtime.set { $0.persistFailure = "No space left on device" }
-        let a = FakeAgentLab.assignment()
-        let failed = lab.agent.expectEvent { $0.instanceGUID == a.instanceGUID }
-        let lines = LogCollector()
-        lab.agent.observeLogs { lines.append($0) }
-        await lab.agent.converge(to: [a])
-        let event = try await failed.wait(timeout: .seconds(60))
+        let (event, lines) = try await lab.firstEventOfOneInstance()
         #expect(event.type == .failed)
         #expect(event.reason.contains("cannot save the instance record"))
         await lab.agent.shipLogs()

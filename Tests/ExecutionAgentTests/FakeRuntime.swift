@@ -199,6 +199,17 @@ struct FakeAgentLab {
         _ = try await up.wait(timeout: .seconds(60))
     }
 
+    /// Converges to one new instance and returns its first event, with every log line shipped
+    /// from then on.
+    func firstEventOfOneInstance() async throws -> (InstanceEvent, LogCollector) {
+        let a = FakeAgentLab.assignment()
+        let first = agent.expectEvent { $0.instanceGUID == a.instanceGUID }
+        let lines = LogCollector()
+        agent.observeLogs { lines.append($0) }
+        await agent.converge(to: [a])
+        return (try await first.wait(timeout: .seconds(60)), lines)
+    }
+
     /// An agent restarted on the same runtime (same records and containers).
     func restarted() throws -> FakeAgentLab {
         try FakeAgentLab(parallelStarts: config.parallelStarts, stopGraceSeconds: config.stopGraceSeconds, runtime: runtime)

@@ -104,8 +104,11 @@ actor ManagedInstance {
             crashCount: record.crashCount, details: record.details.map { UntrustedText.clean($0, as: .reason) })
     }
 
-    /// Whether the instance holds capacity (not crashed, not being stopped).
-    var holdsCapacity: Bool { record.state != .crashed && !record.stopRequested }
+    /// The memory and disk the instance holds, or nil when it holds none (crashed, or being stopped).
+    var heldCapacity: (memoryMB: Int, diskMB: Int)? {
+        guard record.state != .crashed, !record.stopRequested else { return nil }
+        return (record.assignment.memoryMB, record.assignment.diskMB)
+    }
 
     // MARK: Exits
 
