@@ -138,7 +138,9 @@ final class NetworkLab: @unchecked Sendable {
         var logger = Logger(label: "cf-like.network-test")
         logger.logLevel = ProcessInfo.processInfo.environment["NETWORK_TEST_LOG"] != nil ? .trace : .warning
         self.logger = logger
-        portBase = 42000 + Int.random(in: 0..<300) * 50
+        // Below the suites' ports (20000 up) and the kernel's ephemeral range (32768 up): a
+        // server another test binds to port 0 must never sit on a host port a lab forwards.
+        portBase = 10000 + Int.random(in: 0..<200) * 50
 
         let routes = try await Self.hostRoutes()
         func free(_ network: IPv4Network) -> Bool { !routes.contains { $0.overlaps(network) } }
